@@ -1,0 +1,35 @@
+"""Codec registry: ``build_codec("snn" | "cnn-q<n>", config)``."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+
+from sjscc.common.codecs.base import Codec, CodecConfig, CodecOutput
+from sjscc.common.codecs.cnn import CNNCodec
+from sjscc.common.codecs.snn import SNNCodec
+
+__all__ = ["CODECS", "Codec", "CodecConfig", "CodecOutput", "build_codec", "parse_codec_name"]
+
+CODECS: dict[str, Callable[[CodecConfig], Codec]] = {"snn": SNNCodec, "cnn": CNNCodec}
+
+_CNN_NAME = re.compile(r"^cnn-q([1-9][0-9]?)$")
+
+
+def parse_codec_name(name: str) -> tuple[str, int | None]:
+    """``"snn"`` -> ``("snn", None)``; ``"cnn-q8"`` -> ``("cnn", 8)``; anything else is an error."""
+    if name == "snn":
+        return "snn", None
+    match = _CNN_NAME.match(name)
+    if match:
+        return "cnn", int(match.group(1))
+    raise ValueError(f"unknown codec {name!r}; known: 'snn' and 'cnn-q<n>' with n bits, e.g. 'cnn-q8'")
+
+
+def build_codec(name: str, config: CodecConfig) -> Codec:
+    """Build a codec by name. For ``cnn-q<n>`` the bit count n sets ``timesteps`` (n bits <=> T = n)."""
+    family, n_bits = parse_codec_name(name)
+    if n_bits is not None and n_bits != config.timesteps:
+        config = dataclasses.replace(config, timesteps=n_bits)
+    return CODECS[family](config)

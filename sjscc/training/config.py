@@ -1,0 +1,64 @@
+"""A training run's configuration: one YAML file, typed, overridable with ``--set key.sub=value``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sjscc.common.model import ModelSpec
+
+
+@dataclass
+class DataConfig:
+    root: str = "../shared/data"
+    dataset: str = "cifar10"
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    augment: bool = True
+    download: bool = False
+    limit: int = 0
+    """Use only the first ``limit`` training images (0: all); for smoke runs."""
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    epochs: int = 30
+    batch_size: int = 128
+    schedule: str = "cosine"
+    """``cosine`` (per iteration, to zero), ``step`` (x gamma every step_epochs), ``constant``."""
+    step_epochs: int = 10
+    gamma: float = 0.5
+
+
+@dataclass
+class ChannelConfig:
+    kind: str = "bsc"
+    p: float = 0.15
+    p_max: float | None = None
+    """When set, p is drawn uniformly from [p, p_max] for every batch."""
+    erasure_policy: str = "random"
+
+
+@dataclass
+class TrainConfig:
+    step: int = 1
+    """1: backbone with CE; 2: codec with the backbone frozen; 3: everything jointly."""
+    out: str = "runs/backbone"
+    init: str = ""
+    """Run folder of the previous step, whose ``model.safetensors`` initialises this one."""
+    model: ModelSpec = field(default_factory=ModelSpec)
+    alpha: float | None = 0.5
+    """Target firing rate of the regularizer ``(alpha - rate)^2`` (SNN only); null turns it off."""
+    channel: ChannelConfig = field(default_factory=ChannelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    cache_features: bool = True
+    """Step 2 fast path: compute the frozen head's features once (forces augment off for step 2)."""
+    seed: int = 0
+    device: str = "auto"
+    export: str = ""
+    """Bundle folder written at the end (empty: none)."""
+    export_repeats: int = 3
