@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from sjscc.common.config import ConfigError
@@ -83,7 +83,7 @@ class Bundle:
                 raise BundleError(f"unknown half {half!r}; use 'device' or 'edge'")
             try:
                 state = load_file(self.path / HALVES[half])
-            except (SafetensorsError, OSError) as error:
+            except (SafetensorError, OSError) as error:
                 raise BundleError(f"{self.path / HALVES[half]} is not a readable safetensors file: {error}") from None
             expected = model.device_state() if half == "device" else model.edge_state()
             if set(state) != set(expected):
