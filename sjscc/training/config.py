@@ -56,7 +56,10 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     cache_features: bool = True
-    """Step 2 fast path: compute the frozen head's features once (forces augment off for step 2)."""
+    """Fast path when the head is frozen (step 2, or step 3 with ``freeze_head``): compute its features once.
+    Cached features carry no augmentation."""
+    freeze_head: bool = False
+    """Step 3 only: fine-tune codec and tail jointly but keep the device head frozen (CPU-scale step 3)."""
     seed: int = 0
     device: str = "auto"
     export: str = ""

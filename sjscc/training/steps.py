@@ -99,7 +99,8 @@ class Trainer:
         self.val_set = load_split(data.root, data.dataset, "val", data.val_fraction, data.split_seed)
         if data.limit:
             self.val_set = self.val_set.subset(torch.arange(min(data.limit, len(self.val_set))))
-        self.use_cache = config.step == 2 and config.cache_features
+        self.head_frozen = config.step == 2 or (config.step == 3 and config.freeze_head)
+        self.use_cache = self.head_frozen and config.cache_features
         self.train_features = self.val_features = None
         if self.use_cache:
             self.train_features = cache_features(self.model, self.train_set.images, self.normalize, self.device)
@@ -139,7 +140,10 @@ class Trainer:
     def _set_trainable(self) -> None:
         step = self.config.step
         for name, param in self.model.named_parameters():
-            param.requires_grad = step != 2 or name.startswith("codec.")
+            if step == 2:
+                param.requires_grad = name.startswith("codec.")
+            else:
+                param.requires_grad = not (self.head_frozen and name.startswith("head."))
 
     def _scheduler(self, steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
         o = self.config.optim
@@ -157,8 +161,9 @@ class Trainer:
 
     def _train_mode(self) -> None:
         self.model.train()
-        if self.config.step == 2:  # frozen backbone: BN keeps its running statistics
+        if self.head_frozen:  # a frozen part keeps its BN running statistics
             self.model.head.eval()
+        if self.config.step == 2:
             self.model.tail.eval()
 
     # -- checkpoints --------------------------------------------------------------------------------
