@@ -105,10 +105,17 @@ def split(model: nn.Module, at: str) -> tuple[fx.GraphModule, fx.GraphModule]:
 
     tail_graph = fx.Graph()
     env = {cut_node: tail_graph.placeholder("feature")}
+
+    def tail_input(node: fx.Node) -> fx.Node:
+        # A parameter or buffer first read before the cut (get_attr) is re-read in the tail, not passed over.
+        if node not in env and node.op == "get_attr":
+            env[node] = tail_graph.get_attr(node.target)
+        return env[node]
+
     for node in nodes[cut_index + 1 :]:
         if node.op == "placeholder":
             continue
-        env[node] = tail_graph.node_copy(node, lambda n: env[n])
+        env[node] = tail_graph.node_copy(node, tail_input)
     head = fx.GraphModule(model, head_graph, "Head")
     tail = fx.GraphModule(model, tail_graph, "Tail")
     return head, tail
