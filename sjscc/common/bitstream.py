@@ -49,6 +49,8 @@ def pack_batch(bits: torch.Tensor) -> list[bytes]:
 
 def unpack(payload: bytes, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Inverse of :func:`pack`; checks the length and that the padding bits are zero."""
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise PayloadError(f"payload must be bytes, got {type(payload).__name__}")
     n_bits = payload_bits(shape)
     expected = (n_bits + 7) // 8
     if len(payload) != expected:

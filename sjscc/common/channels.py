@@ -21,7 +21,13 @@ ERASURE_POLICIES = ("random", "zero", "mask")
 
 
 def check_probability(p: float) -> float:
-    """Return ``p`` as float or raise a ValueError that says what was wrong."""
+    """Return ``p`` as float or raise a ValueError that says what was wrong.
+
+    Strings and booleans are refused rather than converted: ``"0.1"`` or ``True`` reaching a channel means a
+    caller skipped its own parsing, and ``float(True) == 1.0`` would silently invert every bit.
+    """
+    if isinstance(p, (str, bytes, bool)):
+        raise ValueError(f"channel probability p must be a number in [0, 1], got {type(p).__name__} {p!r}")
     try:
         value = float(p)
     except (TypeError, ValueError):
