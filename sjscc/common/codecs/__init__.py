@@ -14,7 +14,9 @@ __all__ = ["CODECS", "Codec", "CodecConfig", "CodecOutput", "build_codec", "pars
 
 CODECS: dict[str, Callable[[CodecConfig], Codec]] = {"snn": SNNCodec, "cnn": CNNCodec}
 
-_CNN_NAME = re.compile(r"^cnn-q([1-9][0-9]?)$")
+_CNN_NAME = re.compile(r"^cnn-q([0-9]+)$")
+# round(x (2^n - 1)) on float32 sigmoid outputs is exact only up to ~16 bits, and bit planes use int64 shifts.
+MAX_CNN_BITS = 16
 
 
 def parse_codec_name(name: str) -> tuple[str, int | None]:
@@ -23,7 +25,10 @@ def parse_codec_name(name: str) -> tuple[str, int | None]:
         return "snn", None
     match = _CNN_NAME.match(name)
     if match:
-        return "cnn", int(match.group(1))
+        n_bits = int(match.group(1))
+        if not 1 <= n_bits <= MAX_CNN_BITS:
+            raise ValueError(f"codec {name!r}: the CNN quantizer takes 1 to {MAX_CNN_BITS} bits, got {n_bits}")
+        return "cnn", n_bits
     raise ValueError(f"unknown codec {name!r}; known: 'snn' and 'cnn-q<n>' with n bits, e.g. 'cnn-q8'")
 
 
