@@ -91,7 +91,10 @@ class Bundle:
                 raise BundleError(
                     f"{HALVES[half]} does not match the manifest: missing {missing[:3]}, extra {extra[:3]}"
                 )
-            model.load_state_dict(state, strict=False)
+            try:
+                model.load_state_dict(state, strict=False)
+            except RuntimeError as error:  # same names, different shapes: spec and weights disagree
+                raise BundleError(f"{HALVES[half]} does not fit the manifest's spec: {error}") from None
         return model.to(device).eval()
 
 
@@ -147,11 +150,14 @@ def load_bundle(path: str | Path) -> Bundle:
         raise BundleError(f"{manifest_path} is not valid JSON: {error}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError(f"{manifest_path} is not a {FORMAT} manifest")
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise BundleError(f"{manifest_path} has no 'files' table of SHA-256 hashes")
     for name in (DEVICE_FILE, EDGE_FILE):
         file = folder / name
         if not file.is_file():
             raise BundleError(f"bundle {folder} is missing {name}")
-        expected = manifest.get("files", {}).get(name)
+        expected = files.get(name)
         if _sha256(file) != expected:
             raise BundleError(f"{file} was altered: its SHA-256 does not match the manifest")
     if compute_model_id(manifest) != manifest.get("model_id"):
