@@ -90,9 +90,12 @@ class Converter(nn.Module):
         self.linear = nn.Linear(len(self.outputs) * timesteps, 1)
 
     def forward(self, outputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        # [T, K, B, c, h, w] -> [B, c, h, w, T*K] in the order S^1, M^1, S^2, M^2, ...
-        stacked = torch.stack(outputs, dim=1).flatten(0, 1).movedim(0, -1)
-        return torch.sigmoid(self.linear(stacked).squeeze(-1))
+        # Linear over the inputs ordered S^1, M^1, S^2, M^2, ...: weight index t*K + k. Written as a weighted
+        # sum over (t, k) so no [B, c, h, w, T*K] copy is materialised; same numbers as self.linear(stacked).
+        steps = outputs[0].shape[0]
+        weight = self.linear.weight.view(steps, len(outputs))
+        mixed = sum(torch.einsum("tbchw,t->bchw", out, weight[:, k]) for k, out in enumerate(outputs))
+        return torch.sigmoid(mixed + self.linear.bias)
 
 
 class SNNDecoder(nn.Module):
