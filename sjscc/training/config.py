@@ -58,6 +58,9 @@ class TrainConfig:
     cache_features: bool = True
     """Fast path when the head is frozen (step 2, or step 3 with ``freeze_head``): compute its features once.
     Cached features carry no augmentation."""
+    feature_cache: str = ""
+    """Folder to keep cached head features in, keyed by a hash of the head's weights and the data, so the
+    many codec runs on one backbone compute them once."""
     freeze_head: bool = False
     """Step 3 only: fine-tune codec and tail jointly but keep the device head frozen (CPU-scale step 3)."""
     seed: int = 0

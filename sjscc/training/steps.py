@@ -13,6 +13,7 @@ run continues with ``--resume`` at the next epoch with the same state.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -103,8 +104,8 @@ class Trainer:
         self.use_cache = self.head_frozen and config.cache_features
         self.train_features = self.val_features = None
         if self.use_cache:
-            self.train_features = cache_features(self.model, self.train_set.images, self.normalize, self.device)
-            self.val_features = cache_features(self.model, self.val_set.images, self.normalize, self.device)
+            self.train_features = self._features("train", self.train_set)
+            self.val_features = self._features("val", self.val_set)
         self._set_trainable()
         params = [p for p in self.model.parameters() if p.requires_grad]
         o = config.optim
@@ -136,6 +137,27 @@ class Trainer:
         if missing_backbone:
             raise ValueError(f"{path} lacks backbone weights such as {missing_backbone[:3]}")
         self.model.load_state_dict(usable, strict=False)
+
+    def _features(self, split: str, images: ImageSet) -> torch.Tensor:
+        """Head features of ``images``, from ``feature_cache`` when this head and data were seen before."""
+        if not self.config.feature_cache:
+            return cache_features(self.model, images.images, self.normalize, self.device)
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.model.head.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        d = self.config.data
+        digest.update(f"{d.dataset}|{d.val_fraction}|{d.split_seed}|{d.limit}|{split}|{len(images)}".encode())
+        path = Path(self.config.feature_cache) / f"{digest.hexdigest()[:20]}-{split}.safetensors"
+        if path.is_file():
+            return load_file(path)["features"]
+        features = cache_features(self.model, images.images, self.normalize, self.device)
+        if self.rank == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            save_file({"features": features.contiguous()}, tmp)
+            os.replace(tmp, path)
+        return features
 
     def _set_trainable(self) -> None:
         step = self.config.step
