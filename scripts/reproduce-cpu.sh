@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The CPU-scale reproduction of issue 5, stage by stage. Every stage is resumable: a finished bundle is
+# skipped, an interrupted training continues from its last epoch checkpoint.
+#   scripts/reproduce-cpu.sh backbone        step 1 (quarter-width ResNet-18 on CIFAR-10)
+#   scripts/reproduce-cpu.sh default         the two shipped bundles (SNN T=8 BSC 0.15 and its CNN-q8)
+#   scripts/reproduce-cpu.sh fig4 [T]        SNN and CNN-q<T> on BSC/BEC 0.15/0.25 (T = 8 by default)
+#   scripts/reproduce-cpu.sh ablations       IF / IHF / IHF-m without the regularizer; alpha 0.3/0.7
+#   scripts/reproduce-cpu.sh eval NAME...    sweeps for named runs into docs/results/
+# JOBS=2 runs two trainings side by side (one thread each).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SJSCC=${SJSCC:-.venv/bin/sjscc}
+CFG=sjscc/training/configs
+DATA=${DATA:-../shared/data}
+BUNDLES=${BUNDLES:-runs/cpu/bundles}
+RESULTS=${RESULTS:-docs/results}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
+bundle_of() {  # the two shipped bundles live in bundles/, the rest under runs/
+  case "$1" in
+    snn-T8-bsc0.15) echo bundles/default ;;
+    cnn-T8-bsc0.15) echo bundles/baseline-cnn-q8 ;;
+    *) echo "$BUNDLES/$1" ;;
+  esac
+}
+
+# overrides for a run name: <codec>-T<T>-<channel><p>[-<variant>]
+overrides_of() {
+  local name=$1 codec t chan p variant
+  IFS=- read -r codec t chan variant <<<"$name"
+  t=${t#T}; p=${chan:3}; chan=${chan:0:3}
+  local o=(--set "model.codec_config.timesteps=$t" --set "channel.kind=$chan" --set "channel.p=$p")
+  if [ "$codec" = cnn ]; then o+=(--set "model.codec=cnn-q$t" --set alpha=null); fi
+  case "$variant" in
+    "") ;;
+    if|ihf|ihf-m) o+=(--set "model.codec_config.reconstructor_neuron=$variant" --set alpha=null) ;;
+    ihfm) o+=(--set "model.codec_config.reconstructor_neuron=ihf-m" --set alpha=null) ;;
+    a0.3|a0.5|a0.7) o+=(--set "alpha=${variant#a}") ;;
+    *) echo "unknown variant $variant" >&2; return 1 ;;
+  esac
+  printf '%s\n' "${o[@]}"
+}
+
+train_run() {
+  local name=$1 bundle; bundle=$(bundle_of "$name")
+  if [ -f "$bundle/manifest.json" ]; then echo "== $name: bundle exists, skipped"; return; fi
+  mapfile -t o < <(overrides_of "$name")
+  echo "== $name -> $bundle"
+  local t0=$SECONDS
+  $SJSCC train --config $CFG/cpu-codec-step2.yaml --set "out=runs/cpu/$name/step2" "${o[@]}" --resume
+  $SJSCC train --config $CFG/cpu-codec-step3.yaml --set "out=runs/cpu/$name/step3" \
+    --set "init=runs/cpu/$name/step2" --set "export=$bundle" "${o[@]}" --resume
+  echo "{\"run\": \"$name\", \"cpu_seconds_wall\": $((SECONDS - t0))}" >> runs/cpu/timings.jsonl
+}
+
+eval_run() {
+  local name=$1 bundle chan; bundle=$(bundle_of "$name"); mkdir -p "$RESULTS"
+  for chan in bsc bec; do
+    local ps="0,0.05,0.1,0.15,0.2,0.25,0.3,0.35"; [ $chan = bec ] && ps="0,0.1,0.2,0.3,0.4,0.5,0.6"
+    [ -f "$RESULTS/$name-$chan.json" ] && continue
+    $SJSCC eval --bundle "$bundle" --data-root "$DATA" --dataset cifar10 --split val --channel $chan \
+      --p "$ps" --repeats 10 --out "$RESULTS/$name-$chan.json"
+  done
+}
+
+parallel() {  # run "$fn name" for each name, JOBS at a time
+  local fn=$1; shift
+  printf '%s\n' "$@" | xargs -P "${JOBS:-2}" -I{} bash -c "$(declare -f bundle_of overrides_of train_run eval_run); \
+    SJSCC=$SJSCC CFG=$CFG DATA=$DATA BUNDLES=$BUNDLES RESULTS=$RESULTS $fn {}"
+}
+
+stage=${1:-all}; shift || true
+case "$stage" in
+  backbone) $SJSCC train --config $CFG/cpu-backbone.yaml --resume ;;
+  default) parallel train_run snn-T8-bsc0.15 cnn-T8-bsc0.15 ;;
+  fig4)
+    t=${1:-8}
+    parallel train_run snn-T$t-bsc0.15 cnn-T$t-bsc0.15 snn-T$t-bsc0.25 cnn-T$t-bsc0.25 \
+      snn-T$t-bec0.15 cnn-T$t-bec0.15 snn-T$t-bec0.25 cnn-T$t-bec0.25 ;;
+  ablations)
+    parallel train_run snn-T8-bsc0.15-if snn-T8-bsc0.15-ihf snn-T8-bsc0.15-ihfm snn-T8-bsc0.25-if \
+      snn-T8-bsc0.25-ihf snn-T8-bsc0.25-ihfm snn-T8-bsc0.15-a0.3 snn-T8-bsc0.15-a0.7 ;;
+  eval) parallel eval_run "$@" ;;
+  *) echo "usage: $0 backbone|default|fig4 [T]|ablations|eval NAME..." >&2; exit 2 ;;
+esac
