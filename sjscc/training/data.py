@@ -45,9 +45,14 @@ class DataError(ValueError):
 def _read_pickle(path: Path) -> dict:
     try:
         with path.open("rb") as handle:
-            return pickle.load(handle, encoding="bytes")  # local data set files in the standard layout
+            data = pickle.load(handle, encoding="bytes")  # local data set files in the standard layout
     except FileNotFoundError:
         raise DataError(f"missing {path}: the data root must contain the standard CIFAR pickle layout") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
+        raise DataError(f"{path} is not a CIFAR pickle: {error}") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path} is not a CIFAR pickle: expected a dict, got {type(data).__name__}")
+    return data
 
 
 def load_cifar(root: str | Path, dataset: str = "cifar10", train: bool = True, download: bool = False) -> ImageSet:
@@ -66,6 +71,8 @@ def load_cifar(root: str | Path, dataset: str = "cifar10", train: bool = True, d
     images, labels = [], []
     for name in train_files if train else test_files:
         batch = _read_pickle(base / name)
+        if b"data" not in batch or label_key not in batch:
+            raise DataError(f"{base / name} lacks {b'data'!r} or {label_key!r}: not a {dataset} pickle")
         images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         labels.extend(int(v) for v in batch[label_key])
     meta = _read_pickle(base / meta_file)
@@ -74,7 +81,13 @@ def load_cifar(root: str | Path, dataset: str = "cifar10", train: bool = True, d
 
 
 def train_val_split(data: ImageSet, val_fraction: float = 0.1, seed: int = 0) -> tuple[ImageSet, ImageSet]:
-    """Seeded, stratified split: ``val_fraction`` of every class goes to validation."""
+    """Seeded, stratified split: ``val_fraction`` of every class goes to validation.
+
+    Both parts keep the original order (sorted indices), so ``subset(arange(n))`` of either is a stable
+    prefix: training and ``sjscc eval --split val --limit n`` then see the same images.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     generator = torch.Generator().manual_seed(seed)
     val_parts, train_parts = [], []
     for label in range(len(data.classes)):
@@ -96,6 +109,13 @@ def load_split(root: str | Path, dataset: str, split: str, val_fraction: float =
         raise DataError(f"unknown split {split!r}; use train, val or test")
     train, val = train_val_split(load_cifar(root, dataset, train=True, download=download), val_fraction, seed)
     return train if split == "train" else val
+
+
+def first(data: ImageSet, limit: int) -> ImageSet:
+    """The first ``limit`` images (all when ``limit`` is 0): smoke runs and quick evaluations."""
+    if limit < 0:
+        raise DataError(f"limit must be >= 0, got {limit}")
+    return data.subset(torch.arange(min(limit, len(data)))) if limit else data
 
 
 class Normalize:

@@ -7,8 +7,13 @@
 
 The channel (BSC/BEC at a fixed p, or p drawn per batch) is applied in steps 2 and 3 and is a
 straight-through identity in the backward pass. Every epoch appends one JSON line to ``log.jsonl`` and
-rewrites ``checkpoint.pt`` (weights, optimizer, scheduler; loaded with ``weights_only=True``), so a killed
-run continues with ``--resume`` at the next epoch with the same state.
+then rewrites ``checkpoint.pt`` (weights, optimizer, scheduler; loaded with ``weights_only=True``), so a killed
+run continues with ``--resume`` at the next epoch with the same state: all randomness of an epoch (shuffle,
+augmentation, channel noise, p draws) is seeded from ``(seed, epoch)``, and log lines of epochs the checkpoint
+does not hold are dropped on resume.
+
+Under ``torchrun`` (``WORLD_SIZE > 1``) every global batch is split across the ranks, gradients are averaged
+by DistributedDataParallel, the epoch's metrics are summed over all ranks, and only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -33,17 +38,12 @@ from sjscc.common.config import to_yaml
 from sjscc.common.firing_rate import firing_rate_penalty
 from sjscc.common.model import SplitModel, build_split_model
 from sjscc.training.config import TrainConfig
-from sjscc.training.data import ImageSet, Normalize, augment, batches, load_split
+from sjscc.training.data import ImageSet, Normalize, augment, batches, first, load_cifar, train_val_split
+from sjscc.training.evaluate import DEFAULT_BATCH_SIZE, evaluate_model, pick_device
 
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "model.safetensors"
 LOG = "log.jsonl"
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _distributed() -> tuple[int, int]:
@@ -61,9 +61,13 @@ def _seeded(*parts: int) -> torch.Generator:
 @torch.no_grad()
 def cache_features(model: SplitModel, images: torch.Tensor, normalize: Normalize, device: torch.device,
                    batch_size: int = 500) -> torch.Tensor:
-    """The frozen head's split features for all ``images`` (eval mode, so BN uses running statistics)."""
+    """The frozen head's split features for all ``images`` (eval mode, so BN uses running statistics).
+
+    The input goes in channels-last, exactly as :meth:`Trainer._inputs` feeds the uncached path, so both
+    paths compute the same numbers.
+    """
     model.head.eval()
-    parts = [model.head(normalize(images[i : i + batch_size]).to(device)).cpu()
+    parts = [model.head(normalize(images[i : i + batch_size]).to(device, memory_format=torch.channels_last)).cpu()
              for i in range(0, len(images), batch_size)]
     return torch.cat(parts)
 
@@ -76,7 +80,9 @@ class Trainer:
         self.rank, self.world = _distributed()
         self.device = pick_device(config.device)
         if self.device.type == "cuda" and self.world > 1:
-            self.device = torch.device("cuda", self.rank % torch.cuda.device_count())
+            local_rank = int(os.environ.get("LOCAL_RANK", self.rank % torch.cuda.device_count()))
+            self.device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(self.device)
         self.out = Path(config.out)
         spec = config.model
         if config.step == 1:
@@ -94,12 +100,14 @@ class Trainer:
         self.channel = build_channel(config.channel.kind, config.channel.erasure_policy) if config.step > 1 else None
         self.normalize = Normalize(spec.mean, spec.std)
         data = config.data
-        self.train_set = load_split(data.root, data.dataset, "train", data.val_fraction, data.split_seed, data.download)
-        if data.limit:
-            self.train_set = self.train_set.subset(torch.arange(min(data.limit, len(self.train_set))))
-        self.val_set = load_split(data.root, data.dataset, "val", data.val_fraction, data.split_seed)
-        if data.limit:
-            self.val_set = self.val_set.subset(torch.arange(min(data.limit, len(self.val_set))))
+        train_set, val_set = train_val_split(load_cifar(data.root, data.dataset, train=True, download=data.download),
+                                             data.val_fraction, data.split_seed)
+        self.train_set, self.val_set = first(train_set, data.limit), first(val_set, data.limit)
+        if len(self.val_set) == 0:
+            raise ValueError(f"empty validation split (data.val_fraction={data.val_fraction}): use e.g. 0.1")
+        if len(self.train_set.classes) != spec.backbone.num_classes:
+            raise ValueError(f"{data.dataset} has {len(self.train_set.classes)} classes but "
+                             f"model.backbone.num_classes is {spec.backbone.num_classes}")
         self.head_frozen = config.step == 2 or (config.step == 3 and config.freeze_head)
         self.use_cache = self.head_frozen and config.cache_features
         self.train_features = self.val_features = None
@@ -136,6 +144,10 @@ class Trainer:
         missing_backbone = [k for k in own if k.startswith(("head.", "tail.")) and k not in usable]
         if missing_backbone:
             raise ValueError(f"{path} lacks backbone weights such as {missing_backbone[:3]}")
+        missing_codec = [k for k in own if k.startswith("codec.") and k not in usable]
+        if self.config.step == 3 and missing_codec:
+            raise ValueError(f"step 3 starts from a trained codec, but {path} lacks {missing_codec[:3]}: "
+                             "set init to the run folder of step 2")
         self.model.load_state_dict(usable, strict=False)
 
     def _features(self, split: str, images: ImageSet) -> torch.Tensor:
@@ -190,14 +202,29 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------------------
     def resume(self) -> None:
+        """Load the last checkpoint (if any) and continue after its epoch."""
         path = self.out / CHECKPOINT
         if not path.is_file():
+            if self.rank == 0:
+                print(f"no checkpoint in {self.out}: starting from epoch 1", flush=True)
             return
         state = torch.load(path, map_location=self.device, weights_only=True)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.start_epoch = int(state["epoch"]) + 1
+        if self.rank == 0:
+            self._truncate_log(self.start_epoch)
+            print(f"resuming {self.out} after epoch {self.start_epoch}", flush=True)
+
+    def _truncate_log(self, epochs_done: int) -> None:
+        """Keep the log lines of the epochs the checkpoint holds (a kill may leave one more)."""
+        log = self.out / LOG
+        if not log.is_file():
+            return
+        kept = [line for line in log.read_text().splitlines()
+                if line.strip() and json.loads(line).get("epoch", 0) <= epochs_done]
+        log.write_text("".join(line + "\n" for line in kept))
 
     def _save_checkpoint(self, epoch: int) -> None:
         if self.rank != 0:
@@ -223,10 +250,18 @@ class Trainer:
             batch = augment(batch, generator)
         return self.normalize(batch).to(self.device, memory_format=torch.channels_last)
 
+    def _sum_over_ranks(self, totals: dict[str, float]) -> dict[str, float]:
+        if self.world == 1:
+            return totals
+        values = torch.tensor([float(v) for v in totals.values()], dtype=torch.float64, device=self.device)
+        dist.all_reduce(values)
+        return dict(zip(totals, values.tolist(), strict=True))
+
     def train_epoch(self, epoch: int) -> dict[str, float]:
         cfg = self.config
         self._train_mode()
-        torch.manual_seed(cfg.seed * 1000 + epoch)
+        # Rank 0 keeps the single-process seed; other ranks draw their own channel noise.
+        torch.manual_seed(cfg.seed * 1000 + epoch + 1_000_003 * self.rank)
         shuffle = _seeded(cfg.seed, epoch, 1)
         noise = _seeded(cfg.seed, epoch, 2)
         order = list(batches(len(self.train_set), cfg.optim.batch_size * self.world, shuffle, drop_last=False))
@@ -234,6 +269,8 @@ class Trainer:
         bar = tqdm(order, desc=f"step {cfg.step} epoch {epoch + 1}/{cfg.optim.epochs}", leave=False,
                    disable=self.rank != 0 or None)
         for index in bar:
+            if len(index) < self.world:  # a last global batch too small to give every rank an image
+                continue
             index = index[self.rank :: self.world]
             inputs = self._inputs(self.train_set, self.train_features, index, shuffle)
             labels = self.train_set.labels[index].to(self.device)
@@ -249,12 +286,13 @@ class Trainer:
             totals["loss"] += loss.item() * len(index)
             totals["correct"] += int((logits.argmax(1) == labels).sum())
             totals["seen"] += len(index)
-            totals["rate"] += float(coded.firing_rate) * len(index) if coded is not None else 0.0
+            totals["rate"] += float(coded.firing_rate.detach()) * len(index) if coded is not None else 0.0
             seen = totals["seen"]
             bar.set_postfix(loss=f"{totals['loss'] / seen:.3f}", acc=f"{totals['correct'] / seen:.3f}")
+        totals = self._sum_over_ranks(totals)
         seen = max(1, totals["seen"])
         return {"train_loss": totals["loss"] / seen, "train_accuracy": totals["correct"] / seen,
-                "train_firing_rate": totals["rate"] / seen}
+                "train_firing_rate": totals["rate"] / seen, "train_images": int(totals["seen"])}
 
     @torch.no_grad()
     def evaluate(self, p: float | None = None, seed: int = 0) -> dict[str, float]:
@@ -276,22 +314,25 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if self.rank == 0:
             (self.out / "config.yaml").write_text(to_yaml(cfg))
+            if not resume:  # a fresh run: forget an earlier run's checkpoint and log in the same folder
+                (self.out / CHECKPOINT).unlink(missing_ok=True)
+                (self.out / LOG).unlink(missing_ok=True)
+        if self.world > 1:
+            dist.barrier()
         if resume:
             self.resume()
-        elif (self.out / CHECKPOINT).exists():
-            (self.out / CHECKPOINT).unlink()
-            (self.out / LOG).unlink(missing_ok=True)
         record: dict[str, Any] = {}
         for epoch in range(self.start_epoch, cfg.optim.epochs):
             started = time.time()
             record = {"epoch": epoch + 1, "step": cfg.step, **self.train_epoch(epoch)}
             record.update(self.evaluate())
-            record.update({"lr": self.optimizer.param_groups[0]["lr"], "seconds": round(time.time() - started, 1)})
-            self._save_checkpoint(epoch)
+            record.update({"lr": self.optimizer.param_groups[0]["lr"], "seconds": round(time.time() - started, 1),
+                           "world_size": self.world})
             if self.rank == 0:
                 with (self.out / LOG).open("a") as log:
                     log.write(json.dumps(record) + "\n")
                 print(json.dumps(record), flush=True)
+            self._save_checkpoint(epoch)
         if self.rank == 0:
             state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
             save_file(state, self.out / WEIGHTS)
@@ -300,22 +341,42 @@ class Trainer:
         return record
 
     # -- export -------------------------------------------------------------------------------------
-    def export_metrics(self) -> dict[str, Any]:
-        """Validation accuracy without a channel and through the training channel (``export_repeats`` seeds)."""
-        clean = self.evaluate(p=0.0)["val_accuracy"]
-        noisy = [self.evaluate(seed=s)["val_accuracy"] for s in range(self.config.export_repeats)]
-        mean = sum(noisy) / len(noisy)
-        std = (sum((a - mean) ** 2 for a in noisy) / len(noisy)) ** 0.5
-        return {"split": "val", "n_images": len(self.val_set), "clean_accuracy": clean,
-                "train_channel_accuracy_mean": mean, "train_channel_accuracy_std": std,
-                "train_channel_seeds": list(range(self.config.export_repeats)),
-                "firing_rate": self.evaluate(p=0.0)["val_firing_rate"]}
+    def export_metrics(self, seed: int = 0) -> dict[str, Any]:
+        """Validation accuracy without a channel and through the training channel (``export_repeats`` draws).
+
+        Measured with :func:`sjscc.training.evaluate.evaluate_model` on a fresh copy of the model built the way
+        a loaded bundle is (default memory layout, eval mode), so ``sjscc eval --split val`` with the
+        ``eval_args`` recorded here reproduces these numbers exactly on the same device.
+        """
+        cfg = self.config
+        model = build_split_model(cfg.model)
+        model.load_state_dict({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
+        model = model.to(self.device).eval()
+        report = evaluate_model(model, self.val_set, self.normalize, [cfg.channel.kind], [cfg.channel.p],
+                                cfg.export_repeats, seed, self.device, DEFAULT_BATCH_SIZE,
+                                cfg.channel.erasure_policy)
+        (noisy,) = report["results"]
+        data = cfg.data
+        return {"split": "val", "dataset": data.dataset, "n_images": report["n_images"],
+                "clean_accuracy": report["clean_accuracy"],
+                "train_channel_accuracy_mean": noisy["accuracy_mean"],
+                "train_channel_accuracy_std": noisy["accuracy_std"],
+                "train_channel_accuracies": noisy["accuracies"],
+                "firing_rate": report["firing_rate"]["mean"], "device": str(self.device),
+                "eval_args": {"split": "val", "dataset": data.dataset, "channel": cfg.channel.kind,
+                              "p": cfg.channel.p, "repeats": cfg.export_repeats, "seed": seed,
+                              "batch_size": DEFAULT_BATCH_SIZE, "limit": data.limit,
+                              "val_fraction": data.val_fraction, "split_seed": data.split_seed}}
 
 
 def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     """Run one step; export a bundle at the end when ``config.export`` is set."""
     trainer = Trainer(config)
-    record = trainer.run(resume=resume)
+    try:
+        record = trainer.run(resume=resume)
+    finally:
+        if trainer.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
     if config.export and trainer.rank == 0 and config.step > 1:
         from sjscc.common.bundle import save_bundle
 

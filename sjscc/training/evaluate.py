@@ -1,0 +1,265 @@
+"""Accuracy over a channel sweep, repeated with fresh channel noise (SNN-SC Sec. IV-D, Fig. 4 and Fig. 7).
+
+The device half (head + encoder) is deterministic in eval mode, so it runs **once** per bundle and its
+bits are cached (uint8, ``[N, T, c2, h2, w2]``); every (channel, p, repeat) then costs only the channel,
+the decoder and the tail. Repeat ``r`` at the ``i``-th value of p draws its noise from a generator seeded
+by :func:`channel_seed` ``(seed, r, i)``, the same for every bundle and every channel kind, so two bundles
+with the same payload shape see the same noise (common random numbers make their curves comparable).
+The noise of one pass is drawn batch by batch in order, so a result is reproducible for the same seed,
+batch size and device.
+
+The report of one bundle is the contract of ``sjscc eval`` (DESIGN.md)::
+
+    {"bundle": model_id, "dataset", "split", "n_images", "clean_accuracy",
+     "results": [{"channel", "p", "accuracy_mean", "accuracy_std", "repeats"}, ...]}
+
+plus extra fields (per-repeat accuracies, the firing-rate histogram, timings, the bundle's description).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sjscc.common.bundle import Bundle, load_bundle
+from sjscc.common.channels import CHANNELS, build_channel, check_probability
+from sjscc.common.model import SplitModel
+from sjscc.training.data import DataError, ImageSet, Normalize, first, load_split
+
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_P = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
+HISTOGRAM_BINS = 50
+EVAL_CHANNELS = ("bsc", "bec")
+
+
+@dataclass
+class EncodedSet:
+    """What the device half sent for every image: bits ``[N, T, c2, h2, w2]`` (uint8) and the labels."""
+
+    bits: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def firing_rates(self) -> torch.Tensor:
+        """Per image, the fraction of ones among its payload bits (Eq. 9 averaged over T; Fig. 7)."""
+        return self.bits.flatten(1).float().mean(1)
+
+
+def parse_probabilities(text: str | Sequence[float]) -> list[float]:
+    """``"0,0.05,0.1"`` -> ``[0.0, 0.05, 0.1]``; every value must be a probability."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    values = []
+    for item in items:
+        if isinstance(item, str) and not item.strip():
+            raise ValueError(f"--p {text!r} has an empty entry; write e.g. 0,0.05,0.1")
+        values.append(check_probability(item.strip() if isinstance(item, str) else item))
+    if not values:
+        raise ValueError("--p needs at least one probability, e.g. 0,0.05,0.1")
+    return values
+
+
+def parse_channels(text: str | Sequence[str]) -> list[str]:
+    """``"bsc,bec"`` -> ``["bsc", "bec"]``; only the noisy channels are swept (clean accuracy is always measured)."""
+    names = [n.strip() for n in text.split(",")] if isinstance(text, str) else list(text)
+    for name in names:
+        if name not in EVAL_CHANNELS:
+            raise ValueError(f"unknown channel {name!r} for a sweep; use {', '.join(EVAL_CHANNELS)} or 'bsc,bec'")
+    if not names:
+        raise ValueError("--channel needs at least one of bsc, bec")
+    return list(dict.fromkeys(names))
+
+
+def channel_seed(seed: int, repeat: int, p_index: int) -> int:
+    """A 63-bit generator seed from ``(seed, repeat, p_index)``: stable across runs, processes and machines."""
+    digest = hashlib.sha256(f"sjscc-eval:{seed}:{repeat}:{p_index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def _index_batches(n: int, batch_size: int) -> list[slice]:
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    return [slice(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+
+
+@torch.no_grad()
+def encode(model: SplitModel, data: ImageSet, normalize: Normalize, device: torch.device,
+           batch_size: int = DEFAULT_BATCH_SIZE) -> EncodedSet:
+    """Run head + encoder once over ``data`` (eval mode) and keep the bits on the CPU as uint8."""
+    if model.codec is None:
+        raise ValueError("evaluation over a channel needs a model with a codec")
+    model.eval()
+    parts = []
+    for part in _index_batches(len(data), batch_size):
+        images = normalize(data.images[part]).to(device)
+        parts.append(model.codec.encoder(model.head(images)).to(torch.uint8).cpu())
+    bits = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.uint8)
+    return EncodedSet(bits, data.labels.clone())
+
+
+@torch.no_grad()
+def decode_accuracy(model: SplitModel, encoded: EncodedSet, channel: str | None, p: float,
+                    generator: torch.Generator | None, device: torch.device,
+                    batch_size: int = DEFAULT_BATCH_SIZE, erasure_policy: str = "random") -> float:
+    """Top-1 accuracy of ``tail(decoder(channel(bits)))`` over the cached bits; ``channel=None``: noiseless."""
+    model.eval()
+    link = build_channel(channel, erasure_policy) if channel is not None else None
+    correct = 0
+    for part in _index_batches(len(encoded), batch_size):
+        bits = encoded.bits[part].to(device).float()
+        received = link(bits, p, generator) if link is not None else bits
+        logits = model.tail(model.codec.decoder(received))
+        correct += int((logits.argmax(1).cpu() == encoded.labels[part]).sum())
+    return correct / max(1, len(encoded))
+
+
+def sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str], probabilities: Sequence[float],
+          repeats: int = 10, seed: int = 0, device: torch.device | str = "cpu",
+          batch_size: int = DEFAULT_BATCH_SIZE, erasure_policy: str = "random") -> list[dict[str, Any]]:
+    """One result per (channel, p): mean and population std of the accuracy over ``repeats`` noise draws."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    device = torch.device(device)
+    results = []
+    for channel in channels:
+        if channel not in CHANNELS:
+            raise ValueError(f"unknown channel {channel!r}; known: {sorted(CHANNELS)}")
+        for p_index, p in enumerate(probabilities):
+            accuracies = []
+            for repeat in range(repeats):
+                generator = torch.Generator(device=device).manual_seed(channel_seed(seed, repeat, p_index))
+                accuracies.append(decode_accuracy(model, encoded, channel, p, generator, device, batch_size,
+                                                  erasure_policy))
+            mean = sum(accuracies) / repeats
+            std = math.sqrt(sum((a - mean) ** 2 for a in accuracies) / repeats)
+            results.append({"channel": channel, "p": float(p), "accuracy_mean": mean, "accuracy_std": std,
+                            "repeats": repeats, "accuracies": accuracies})
+    return results
+
+
+def firing_rate_summary(encoded: EncodedSet, bins: int = HISTOGRAM_BINS) -> dict[str, Any]:
+    """Mean, std and a histogram on [0, 1] of the per-image firing rate (what Fig. 7 plots)."""
+    rates = encoded.firing_rates
+    if len(rates) == 0:
+        return {"mean": float("nan"), "std": float("nan"), "bins": bins, "counts": [0] * bins}
+    counts = torch.histc(rates, bins=bins, min=0.0, max=1.0)
+    return {"mean": float(rates.mean()), "std": float(rates.std(unbiased=False)), "bins": bins,
+            "counts": [int(c) for c in counts]}
+
+
+def evaluate_model(model: SplitModel, data: ImageSet, normalize: Normalize, channels: Sequence[str],
+                   probabilities: Sequence[float], repeats: int = 10, seed: int = 0,
+                   device: torch.device | str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
+                   erasure_policy: str = "random") -> dict[str, Any]:
+    """Clean accuracy, firing rates and the sweep for one model on ``data`` (no bundle needed)."""
+    device = torch.device(device)
+    started = time.perf_counter()
+    encoded = encode(model, data, normalize, device, batch_size)
+    encode_seconds = time.perf_counter() - started
+    clean = decode_accuracy(model, encoded, None, 0.0, None, device, batch_size)
+    results = sweep(model, encoded, channels, probabilities, repeats, seed, device, batch_size, erasure_policy)
+    return {"n_images": len(encoded), "clean_accuracy": clean, "results": results,
+            "firing_rate": firing_rate_summary(encoded), "seed": seed, "batch_size": batch_size,
+            "erasure_policy": erasure_policy, "device": str(device),
+            "seconds": {"encode": round(encode_seconds, 3), "total": round(time.perf_counter() - started, 3)}}
+
+
+def bundle_label(manifest: dict[str, Any]) -> str:
+    """A legend entry such as ``snn T=8, trained bsc p=0.15``."""
+    train = manifest.get("train_channel") or {}
+    trained = f"trained {train.get('kind', '?')} p={train.get('p', '?')}" if train else "untrained channel"
+    if train.get("p_max") is not None:
+        trained += f"..{train['p_max']}"
+    codec = manifest.get("codec", "?")
+    steps = f" T={manifest.get('timesteps')}" if codec == "snn" else ""
+    return f"{codec}{steps}, {trained}"
+
+
+def training_data_config(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The ``data`` section of the training config stored in the bundle (empty when absent)."""
+    training = manifest.get("training") or {}
+    config = training.get("config") if isinstance(training, dict) else None
+    data = config.get("data") if isinstance(config, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def load_eval_data(bundle: Bundle, data_root: str | Path | None, dataset: str | None, split: str,
+                   limit: int = 0, download: bool = False) -> tuple[ImageSet, dict[str, Any]]:
+    """The images a bundle is evaluated on, and where they came from.
+
+    ``val`` is the seeded stratified split training used: ``val_fraction`` and ``split_seed`` come from the
+    training config in the bundle's manifest when present (0.1 and 0 otherwise). The dataset defaults to the
+    one the bundle was trained on; a dataset whose class count differs from the bundle's is refused.
+    """
+    trained = training_data_config(bundle.manifest)
+    dataset = dataset or trained.get("dataset") or "cifar10"
+    root = data_root or trained.get("root")
+    if not root:
+        raise DataError("no data root: pass --data-root (the folder that contains cifar-10-batches-py/)")
+    val_fraction = float(trained.get("val_fraction", 0.1))
+    split_seed = int(trained.get("split_seed", 0))
+    data = first(load_split(root, dataset, split, val_fraction, split_seed, download), limit)
+    if len(data.classes) != len(bundle.classes):
+        raise DataError(f"bundle {bundle.path} has {len(bundle.classes)} classes but {dataset} has "
+                        f"{len(data.classes)}: evaluate it on the data set it was trained for")
+    if len(data) == 0:
+        raise DataError(f"the {split} split of {dataset} under {root} is empty")
+    source = {"dataset": dataset, "split": split, "data_root": str(root), "limit": limit}
+    if split == "val":
+        source.update(val_fraction=val_fraction, split_seed=split_seed)
+    return data, source
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def evaluate_bundle(path: str | Path, data_root: str | Path | None = None, dataset: str | None = None,
+                    split: str = "test", channels: Sequence[str] = ("bsc",),
+                    probabilities: Sequence[float] = DEFAULT_P, repeats: int = 10, seed: int = 0,
+                    batch_size: int = DEFAULT_BATCH_SIZE, limit: int = 0, device: str = "auto",
+                    erasure_policy: str = "random", download: bool = False) -> dict[str, Any]:
+    """The ``sjscc eval`` report of one bundle (see the module docstring for its fields)."""
+    started = time.perf_counter()
+    bundle = load_bundle(path)
+    data, source = load_eval_data(bundle, data_root, dataset, split, limit, download)
+    torch_device = pick_device(device)
+    model = bundle.build(device=torch_device)
+    normalize = Normalize(bundle.spec.mean, bundle.spec.std)
+    measured = evaluate_model(model, data, normalize, channels, probabilities, repeats, seed, torch_device,
+                              batch_size, erasure_policy)
+    measured["seconds"]["total"] = round(time.perf_counter() - started, 3)
+    manifest = bundle.manifest
+    return {"bundle": bundle.model_id, "dataset": source["dataset"], "split": split,
+            "n_images": measured.pop("n_images"), "clean_accuracy": measured.pop("clean_accuracy"),
+            "results": measured.pop("results"),
+            "label": bundle_label(manifest), "bundle_path": str(bundle.path), "codec": manifest.get("codec"),
+            "timesteps": bundle.timesteps, "payload_bits": manifest.get("payload_bits"),
+            "backbone": manifest.get("backbone"), "split_at": manifest.get("split"),
+            "train_channel": manifest.get("train_channel"), "data": source, **measured}
+
+
+def format_table(reports: Sequence[dict[str, Any]]) -> str:
+    """A plain-text table: one block per bundle, one row per (channel, p)."""
+    lines = []
+    for report in reports:
+        rate = report.get("firing_rate", {}).get("mean")
+        rate_text = f", firing rate {rate:.3f}" if rate is not None and not math.isnan(rate) else ""
+        lines.append(f"bundle {report['bundle']} ({report.get('label', '')}): {report['dataset']}/{report['split']}, "
+                     f"{report['n_images']} images, clean accuracy {report['clean_accuracy']:.4f}{rate_text}")
+        lines.append(f"  {'channel':<8}{'p':>7}  {'accuracy mean':>13}  {'std':>7}  {'repeats':>7}")
+        for row in report["results"]:
+            lines.append(f"  {row['channel']:<8}{row['p']:>7.3f}  {row['accuracy_mean']:>13.4f}  "
+                         f"{row['accuracy_std']:>7.4f}  {row['repeats']:>7d}")
+    return "\n".join(lines)
