@@ -53,6 +53,12 @@ def _eval(args: argparse.Namespace) -> int:
     return run_eval(args)
 
 
+def _plot(args: argparse.Namespace) -> int:
+    from sjscc.training.commands import run_plot
+
+    return run_plot(args)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from sjscc.bench import run_bench
 
@@ -97,8 +103,47 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     # --- evaluation and benchmarks (sjscc/training, sjscc/bench.py) -------------------------------
-    evaluate = sub.add_parser("eval", help="accuracy over a channel sweep, repeated, as JSON (+ plot)")
-    evaluate.set_defaults(func=_eval)
+    evaluate = sub.add_parser(
+        "eval", help="accuracy over a channel sweep, repeated, as JSON (+ plot)",
+        description="Accuracy of one or more bundles over BSC/BEC at each p, repeated with fresh channel noise "
+                    "(mean ± std). Head and encoder run once per bundle; each (p, repeat) reruns only channel, "
+                    "decoder and tail, with noise seeded from (seed, repeat, p index).")
+    evaluate.add_argument("--bundle", action="append", metavar="DIR",
+                          help=f"bundle folder (repeatable: one report per bundle; default {DEFAULT_BUNDLE})")
+    evaluate.add_argument("--data-root", default=env_default("data_root", None),
+                          help="folder that contains cifar-10-batches-py/ or cifar-100-python/ "
+                               "(default: the data root in the bundle's training config)")
+    evaluate.add_argument("--dataset", choices=["cifar10", "cifar100"], default=None,
+                          help="data set (default: the one the bundle was trained on)")
+    evaluate.add_argument("--split", choices=["test", "val"], default="test",
+                          help="test split, or the seeded stratified validation split training used "
+                               "(val_fraction and split_seed read from the bundle)")
+    evaluate.add_argument("--channel", default="bsc", metavar="bsc|bec|bsc,bec", help="channel kind(s) to sweep")
+    evaluate.add_argument("--p", default="0,0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.45,0.5", metavar="P,P,...",
+                          help="comma-separated bit error / erasure probabilities")
+    evaluate.add_argument("--repeats", type=int, default=10, help="channel draws per p (mean ± std over them)")
+    evaluate.add_argument("--seed", type=int, default=0, help="base seed of the channel noise")
+    evaluate.add_argument("--batch-size", type=int, default=500, help="images per batch")
+    evaluate.add_argument("--limit", type=int, default=0, help="use only the first N images of the split (0: all)")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    evaluate.add_argument("--erasure-policy", choices=["random", "zero"], default="random",
+                          help="what the receiver reads for an erased bit (BEC): a fair coin (papers) or 0")
+    evaluate.add_argument("--download", action="store_true", help="download the data set if missing")
+    evaluate.add_argument("--out", metavar="FILE.json", help="write the report (a list for several bundles)")
+    evaluate.add_argument("--plot", metavar="FILE.png", help="draw accuracy vs p, one line per bundle")
+    evaluate.add_argument("--firing-hist", metavar="FILE.png",
+                          help="draw the per-image firing-rate histogram of the encoder output")
+    evaluate.add_argument("--title", help="figure title")
+    evaluate.set_defaults(func=_eval, bundle_default=DEFAULT_BUNDLE)
+
+    plot = sub.add_parser("plot", help="draw a figure from saved eval JSON files",
+                          description="Draw accuracy vs p (one line per bundle, error bars = std over repeats) "
+                                      "or the firing-rate histogram from files written by sjscc eval --out.")
+    plot.add_argument("--inputs", nargs="+", required=True, metavar="FILE.json", help="sjscc eval outputs")
+    plot.add_argument("--out", required=True, metavar="FILE.png", help="image to write")
+    plot.add_argument("--kind", choices=["accuracy", "firing-rate"], default="accuracy", help="which figure")
+    plot.add_argument("--title", help="figure title")
+    plot.set_defaults(func=_plot)
 
     bench = sub.add_parser("bench", help="measure codec, packing and service speed; save JSON")
     bench.set_defaults(func=_bench)

@@ -60,9 +60,12 @@ def parse_probabilities(text: str | Sequence[float]) -> list[float]:
     items = text.split(",") if isinstance(text, str) else list(text)
     values = []
     for item in items:
-        if isinstance(item, str) and not item.strip():
-            raise ValueError(f"--p {text!r} has an empty entry; write e.g. 0,0.05,0.1")
-        values.append(check_probability(item.strip() if isinstance(item, str) else item))
+        if isinstance(item, str):
+            try:
+                item = float(item)
+            except ValueError:
+                raise ValueError(f"--p {text!r}: {item.strip()!r} is not a number; write e.g. 0,0.05,0.1") from None
+        values.append(check_probability(item))
     if not values:
         raise ValueError("--p needs at least one probability, e.g. 0,0.05,0.1")
     return values
@@ -107,10 +110,10 @@ def encode(model: SplitModel, data: ImageSet, normalize: Normalize, device: torc
 
 
 @torch.no_grad()
-def decode_accuracy(model: SplitModel, encoded: EncodedSet, channel: str | None, p: float,
-                    generator: torch.Generator | None, device: torch.device,
-                    batch_size: int = DEFAULT_BATCH_SIZE, erasure_policy: str = "random") -> float:
-    """Top-1 accuracy of ``tail(decoder(channel(bits)))`` over the cached bits; ``channel=None``: noiseless."""
+def count_correct(model: SplitModel, encoded: EncodedSet, channel: str | None, p: float,
+                  generator: torch.Generator | None, device: torch.device,
+                  batch_size: int = DEFAULT_BATCH_SIZE, erasure_policy: str = "random") -> int:
+    """Top-1 hits of ``tail(decoder(channel(bits)))`` over the cached bits; ``channel=None``: noiseless."""
     model.eval()
     link = build_channel(channel, erasure_policy) if channel is not None else None
     correct = 0
@@ -119,7 +122,15 @@ def decode_accuracy(model: SplitModel, encoded: EncodedSet, channel: str | None,
         received = link(bits, p, generator) if link is not None else bits
         logits = model.tail(model.codec.decoder(received))
         correct += int((logits.argmax(1).cpu() == encoded.labels[part]).sum())
-    return correct / max(1, len(encoded))
+    return correct
+
+
+def decode_accuracy(model: SplitModel, encoded: EncodedSet, channel: str | None, p: float,
+                    generator: torch.Generator | None, device: torch.device,
+                    batch_size: int = DEFAULT_BATCH_SIZE, erasure_policy: str = "random") -> float:
+    """:func:`count_correct` as a fraction of the images."""
+    hits = count_correct(model, encoded, channel, p, generator, device, batch_size, erasure_policy)
+    return hits / max(1, len(encoded))
 
 
 def sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str], probabilities: Sequence[float],
@@ -134,15 +145,17 @@ def sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str], proba
         if channel not in CHANNELS:
             raise ValueError(f"unknown channel {channel!r}; known: {sorted(CHANNELS)}")
         for p_index, p in enumerate(probabilities):
-            accuracies = []
+            hits = []
             for repeat in range(repeats):
                 generator = torch.Generator(device=device).manual_seed(channel_seed(seed, repeat, p_index))
-                accuracies.append(decode_accuracy(model, encoded, channel, p, generator, device, batch_size,
-                                                  erasure_policy))
-            mean = sum(accuracies) / repeats
-            std = math.sqrt(sum((a - mean) ** 2 for a in accuracies) / repeats)
-            results.append({"channel": channel, "p": float(p), "accuracy_mean": mean, "accuracy_std": std,
-                            "repeats": repeats, "accuracies": accuracies})
+                hits.append(count_correct(model, encoded, channel, p, generator, device, batch_size, erasure_policy))
+            n = max(1, len(encoded))
+            # from integer hit counts, so equal repeats give exactly std 0 and the mean has no summation error
+            mean_hits = sum(hits) / repeats
+            variance = sum((h * repeats - sum(hits)) ** 2 for h in hits) / repeats**3
+            results.append({"channel": channel, "p": float(p), "accuracy_mean": mean_hits / n,
+                            "accuracy_std": math.sqrt(variance) / n, "repeats": repeats,
+                            "accuracies": [h / n for h in hits]})
     return results
 
 

@@ -1,0 +1,137 @@
+"""Figures from ``sjscc eval`` reports (matplotlib, Agg backend: no display needed).
+
+- :func:`plot_accuracy`: accuracy vs p with one line per bundle and error bars of one std over the repeats,
+  one panel per channel kind (the papers' Fig. 4/5). As in the papers, bundles trained under the same
+  channel condition share a colour; SNN codecs are solid lines and CNN baselines dashed.
+- :func:`plot_firing_rates`: histogram of the per-image firing rate of the encoder output (Fig. 7).
+
+Both take the report dicts of :mod:`sjscc.training.evaluate` (or the JSON files ``sjscc eval --out`` wrote,
+through :func:`load_reports`), so every figure is one command away from saved results.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+
+def load_reports(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Read eval JSON files; each holds one report or a list of them."""
+    reports: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text())
+        except OSError as error:
+            raise FileNotFoundError(f"cannot read {path}: {error.strerror}") from None
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from None
+        items = data if isinstance(data, list) else [data]
+        for item in items:
+            if not isinstance(item, dict) or "results" not in item or "bundle" not in item:
+                raise ValueError(f"{path} does not hold sjscc eval reports (no 'bundle' and 'results')")
+            reports.append(item)
+    if not reports:
+        raise ValueError("no eval reports to plot")
+    return reports
+
+
+def _labels(reports: Sequence[dict[str, Any]]) -> list[str]:
+    """Legend entries; bundles that would share one get their model id appended."""
+    labels = [str(r.get("label") or r["bundle"]) for r in reports]
+    return [f"{label} [{r['bundle'][:8]}]" if labels.count(label) > 1 else label
+            for label, r in zip(labels, reports, strict=True)]
+
+
+def _condition(report: dict[str, Any]) -> str:
+    """What decides a line's colour: the training channel and the bits per element (T or n)."""
+    train = report.get("train_channel") or {}
+    return f"{train.get('kind')}|{train.get('p')}|{train.get('p_max')}|{report.get('timesteps')}"
+
+
+def _linestyle(report: dict[str, Any]) -> str:
+    return "--" if str(report.get("codec", "")).startswith("cnn") else "-"
+
+
+def _colours(reports: Sequence[dict[str, Any]]) -> list[str]:
+    """One colour per training condition; a second bundle with the same condition and line style gets its own."""
+    by_condition: dict[str, str] = {}
+    used: set[tuple[str, str]] = set()
+    colours, next_colour = [], 0
+    for report in reports:
+        condition, style = _condition(report), _linestyle(report)
+        if condition not in by_condition or (by_condition[condition], style) in used:
+            by_condition[condition] = f"C{next_colour % 10}"
+            next_colour += 1
+        used.add((by_condition[condition], style))
+        colours.append(by_condition[condition])
+    return colours
+
+
+def plot_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title: str | None = None) -> Path:
+    """Accuracy (mean ± std over repeats) against p; one panel per channel kind, one line per bundle."""
+    channels = list(dict.fromkeys(row["channel"] for report in reports for row in report["results"]))
+    if not channels:
+        raise ValueError("the reports hold no channel results to plot")
+    colours, labels = _colours(reports), _labels(reports)
+    figure, axes = plt.subplots(1, len(channels), figsize=(5.2 * len(channels), 4.0), squeeze=False)
+    for axis, channel in zip(axes[0], channels, strict=True):
+        for report, colour, label in zip(reports, colours, labels, strict=True):
+            rows = sorted((row for row in report["results"] if row["channel"] == channel), key=lambda r: r["p"])
+            if not rows:
+                continue
+            axis.errorbar([r["p"] for r in rows], [100 * r["accuracy_mean"] for r in rows],
+                          yerr=[100 * r["accuracy_std"] for r in rows], label=label,
+                          color=colour, linestyle=_linestyle(report), marker="o",
+                          markersize=3, capsize=3, linewidth=1.4)
+        kind = {"bsc": "bit error rate (BSC)", "bec": "bit erasure rate (BEC)"}.get(channel, f"p ({channel})")
+        axis.set_xlabel(kind)
+        axis.set_ylabel("accuracy (%)")
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=7)
+        axis.set_title(channel.upper())
+    if title:
+        figure.suptitle(title)
+    return _save(figure, out)
+
+
+def plot_firing_rates(reports: Sequence[dict[str, Any]], out: str | Path, title: str | None = None) -> Path:
+    """Per-image firing-rate histograms of the encoder output, one step outline per bundle, mean marked."""
+    usable = [r for r in reports if isinstance(r.get("firing_rate"), dict) and r["firing_rate"].get("counts")]
+    if not usable:
+        raise ValueError("the reports hold no firing-rate histogram (run sjscc eval from this version)")
+    figure, axis = plt.subplots(figsize=(5.6, 4.0))
+    for i, (report, label) in enumerate(zip(usable, _labels(usable), strict=True)):
+        rate = report["firing_rate"]
+        counts, bins = rate["counts"], int(rate.get("bins", len(rate["counts"])))
+        total = max(1, sum(counts))
+        edges = [k / bins for k in range(bins + 1)]
+        colour = f"C{i % 10}"
+        axis.stairs([c / total for c in counts], edges, label=f"{label} (mean {rate['mean']:.3f})",
+                    color=colour, fill=len(usable) == 1, alpha=0.6 if len(usable) == 1 else 1.0)
+        axis.axvline(rate["mean"], color=colour, linestyle=":", linewidth=1)
+    axis.set_xlabel("firing rate of the encoder output per image")
+    axis.set_ylabel("fraction of images")
+    axis.set_xlim(0, 1)
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=7)
+    axis.set_title(title or "Firing rate of the transmitted bits")
+    return _save(figure, out)
+
+
+def _save(figure: plt.Figure, out: str | Path) -> Path:
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=150)
+    plt.close(figure)
+    return path
+
+
+PLOTS = {"accuracy": plot_accuracy, "firing-rate": plot_firing_rates}
