@@ -145,7 +145,23 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--title", help="figure title")
     plot.set_defaults(func=_plot)
 
-    bench = sub.add_parser("bench", help="measure codec, packing and service speed; save JSON")
+    bench = sub.add_parser(
+        "bench", help="measure codec, packing and channel speed; save JSON",
+        description="Speed benchmark on random inputs (says nothing about accuracy): SNN encoder with the first "
+                    "Conv-BN computed once vs the naive T-fold recompute, decoder, head/tail, pack/unpack, BSC/BEC "
+                    "on tensors and on packed payloads, in-process pipeline throughput, peak memory. Prints a table.")
+    geometry = bench.add_mutually_exclusive_group()
+    geometry.add_argument("--bundle", metavar="DIR", default=None,
+                          help="benchmark this model bundle (default: a tiny random model, ResNet-20 width 8)")
+    geometry.add_argument("--paper-geometry", action="store_true",
+                          help="benchmark the papers' SNN codec alone, (2048,4,4) -> 256 -> 32 at T = 8, "
+                               "random weights (speed only)")
+    bench.add_argument("--batch-sizes", default="1,32", metavar="N,N",
+                       help="comma-separated batch sizes (default 1,32)")
+    bench.add_argument("--iterations", type=int, default=10, help="timed runs per measurement; the median is kept")
+    bench.add_argument("--out", metavar="FILE.json", default=None, help="save the JSON report here")
+    bench.add_argument("--device", choices=["auto", "cpu", "cuda"], default=env_default("bench_device", "auto"),
+                       help="torch device (auto: CUDA when available)")
     bench.set_defaults(func=_bench)
     return parser
 
