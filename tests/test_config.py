@@ -97,11 +97,18 @@ def test_shipped_training_configs_load() -> None:
         ({"sizes": [1, "x"]}, r"config\.sizes\[1\]: expected int, got 'x'"),
         ({"inner": [1, 2]}, r"config\.inner: expected a mapping"),
         ({"inner": {"p_max": "high"}}, r"config\.inner\.p_max: expected float, got 'high'"),
+        ({"name": None}, r"config\.name: expected str, got None"),
+        ({"name": False}, r"config\.name: expected str, got False \(quote it if you meant the word\)"),
+        ({"name": ["a"]}, r"config\.name: expected str, got \['a'\]"),
     ],
 )
 def test_bad_values_name_the_key(data: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         from_dict(Outer, data)
+
+
+def test_numbers_are_accepted_for_string_fields() -> None:
+    assert from_dict(Outer, {"name": 7}).name == "7"
 
 
 def test_bad_override_syntax() -> None:

@@ -50,8 +50,10 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             return value.lower() in ("true", "1", "yes")
         raise ConfigError(f"{where}: expected true/false, got {value!r}")
     if annotation in (int, float, str):
-        if isinstance(value, bool) and annotation is not str:
-            raise ConfigError(f"{where}: expected {annotation.__name__}, got {value!r}")
+        # str(None) == "None", and YAML 1.1 reads an unquoted off/no as False: refuse rather than stringify.
+        if isinstance(value, bool) or (annotation is str and not isinstance(value, (str, int, float))):
+            hint = " (quote it if you meant the word)" if annotation is str else ""
+            raise ConfigError(f"{where}: expected {annotation.__name__}, got {value!r}{hint}")
         try:
             converted = annotation(value)
         except (TypeError, ValueError):
