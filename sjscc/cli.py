@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--bundle", default=env_default("bundle", DEFAULT_BUNDLE), help="model bundle folder")
     edge.add_argument("--host", default=env_default("edge_host", "127.0.0.1"), help="address to bind")
     edge.add_argument("--port", type=int, default=int(env_default("edge_port", 50051)), help="port to bind")
+    edge.add_argument("--compute-device", default=env_default("compute_device", "auto"),
+                      help="torch device for the model: auto (CUDA when available, else CPU), cpu, cuda, cuda:1")
+    edge.add_argument("--max-batch-size", type=int, default=int(env_default("max_batch_size", 8)),
+                      help="most requests that share one forward pass")
+    edge.add_argument("--max-wait-ms", type=float, default=float(env_default("max_wait_ms", 2.0)),
+                      help="longest a request waits for its batch to fill")
     edge.set_defaults(func=_edge)
 
     device = sub.add_parser("device", help="run the device REST endpoint (head, encoder, pack, channel)")
@@ -93,13 +99,31 @@ def build_parser() -> argparse.ArgumentParser:
                         help="channel applied to the payload bits")
     device.add_argument("--p", type=float, default=float(env_default("p", 0.0)),
                         help="bit error (BSC) or erasure (BEC) probability")
-    device.add_argument("--seed", type=int, default=env_default("seed", None),
-                        help="channel seed (default: fresh randomness)")
+    device.add_argument("--seed", default=env_default("seed", None),
+                        help="channel seed, an integer (default: fresh randomness)")
+    device.add_argument("--erasure-policy", choices=["random", "zero", "mask"],
+                        default=env_default("erasure_policy", "random"),
+                        help="what the edge reads for a BEC-erased bit: a fair coin (the papers'), 0, or a coin "
+                             "drawn by the edge from an erasure mask sent beside the payload")
+    device.add_argument("--compute-device", default=env_default("compute_device", "cpu"),
+                        help="torch device for head and encoder")
+    device.add_argument("--max-image-bytes", type=int, default=int(env_default("max_image_bytes", 10 * 1024 * 1024)),
+                        help="largest upload accepted, in bytes")
+    device.add_argument("--max-image-pixels", type=int, default=int(env_default("max_image_pixels", 40_000_000)),
+                        help="largest image accepted, in pixels (width x height)")
+    device.add_argument("--rpc-timeout", type=float, default=float(env_default("rpc_timeout", 5.0)),
+                        help="deadline of every call to the edge, in seconds")
     device.set_defaults(func=_device)
 
     demo = sub.add_parser("demo", help="start an edge and a device on loopback and classify a few images")
     demo.add_argument("--bundle", default=env_default("bundle", DEFAULT_BUNDLE), help="model bundle folder")
     demo.add_argument("--serve", action="store_true", help="keep both services running after the demo")
+    demo.add_argument("--images", help="folder of your own pictures (default: photos shipped with scikit-image)")
+    demo.add_argument("--channel", choices=["none", "bsc", "bec"], default="none", help="channel on the payload bits")
+    demo.add_argument("--p", type=float, default=0.0, help="bit error (BSC) or erasure (BEC) probability")
+    demo.add_argument("--seed", default=None, help="channel seed (default: fresh randomness)")
+    demo.add_argument("--device-port", type=int, default=0, help="device REST port (default: a free one)")
+    demo.add_argument("--edge-port", type=int, default=0, help="edge gRPC port (default: a free one)")
     demo.set_defaults(func=_demo)
 
     # --- evaluation and benchmarks (sjscc/training, sjscc/bench.py) -------------------------------

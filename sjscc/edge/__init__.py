@@ -1,0 +1,1 @@
+"""The edge process: bits in, prediction out (reconstructor, converter, tail), served over gRPC."""

@@ -1,0 +1,25 @@
+"""``sjscc edge``: load the bundle's edge half and serve it over gRPC until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from sjscc.common.bundle import load_bundle
+from sjscc.edge.pipeline import EdgePipeline
+from sjscc.edge.server import serve
+
+
+def run_edge(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    bundle = load_bundle(args.bundle)
+    pipeline = EdgePipeline(bundle, device=getattr(args, "compute_device", "auto"))
+    asyncio.run(serve(
+        pipeline,
+        host=args.host,
+        port=args.port,
+        max_batch_size=getattr(args, "max_batch_size", 8),
+        max_wait_ms=getattr(args, "max_wait_ms", 2.0),
+    ))
+    return 0

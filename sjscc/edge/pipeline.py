@@ -1,0 +1,167 @@
+"""The edge's half of the road, without gRPC: bits -> reconstructor -> converter -> tail -> top-k classes.
+
+Every request is checked before it can join a batch, so one malformed request never fails its neighbours:
+:class:`RequestError` is a request that cannot be read as sent (the server answers INVALID_ARGUMENT) and
+:class:`ModelMismatchError` a well-formed request made for another model (FAILED_PRECONDITION).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from sjscc.common import bitstream
+from sjscc.common.bundle import Bundle
+
+DEFAULT_TOP_K = 5
+
+
+class RequestError(ValueError):
+    """A request whose header or payload cannot be decoded (wrong length, shape, padding)."""
+
+
+class ModelMismatchError(ValueError):
+    """A request encoded by another model than the one this edge serves."""
+
+
+@dataclass(frozen=True)
+class EncodedRequest:
+    """One image's bits and the control header that travels with them (mirrors ``sjscc.v1.EncodedFeature``)."""
+
+    payload: bytes
+    timesteps: int
+    latent_shape: tuple[int, ...]
+    codec: str
+    model_id: str
+    request_id: str = ""
+    erasure_mask: bytes | None = None
+    top_k: int = 0
+
+
+@dataclass(frozen=True)
+class DecodedRequest:
+    """A checked request: its bits as a ``[T, c2, h2, w2]`` tensor, ready to be batched."""
+
+    request_id: str
+    bits: torch.Tensor
+    top_k: int
+    decode_ms: float
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    label: str
+    prob: float
+    class_index: int
+
+
+@dataclass(frozen=True)
+class EdgePrediction:
+    """Top-k classes for one request; ``edge_compute_ms`` is its own decode plus its batch's forward pass."""
+
+    request_id: str
+    top: list[ClassScore]
+    edge_compute_ms: float
+    batch_size: int
+
+
+def select_device(preference: str = "auto") -> torch.device:
+    """``auto``: the GPU when there is one, else the CPU; anything else is taken as a torch device name."""
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(preference)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"compute device {preference!r} requested but CUDA is not available")
+    return device
+
+
+class EdgePipeline:
+    """The edge half of one bundle: the codec's decoder (reconstructor + converter) and the backbone tail.
+
+    ``erasure_seed`` seeds the fair coins that replace erased bits when a request carries an erasure mask
+    (a receiver that knows its erasures reads them as random bits, as the papers' BEC does).
+    """
+
+    def __init__(self, bundle: Bundle, device: str = "auto", erasure_seed: int | None = None,
+                 default_top_k: int = DEFAULT_TOP_K) -> None:
+        self.device = select_device(device)
+        model = bundle.build(halves=("edge",), device=self.device)
+        self.decoder = model.codec.decoder
+        self.tail = model.tail
+        self.model_id = bundle.model_id
+        self.codec = bundle.manifest["codec"]
+        self.classes = bundle.classes
+        self.timesteps = bundle.timesteps
+        self.latent_shape = tuple(bundle.latent_shape)
+        self.payload_shape = tuple(bundle.payload_shape)
+        self.payload_bits = bitstream.payload_bits(self.payload_shape)
+        self.default_top_k = default_top_k
+        self._erasure_coins = torch.Generator()
+        if erasure_seed is None:
+            self._erasure_coins.seed()
+        else:
+            self._erasure_coins.manual_seed(erasure_seed)
+
+    def warmup(self) -> None:
+        """One forward pass on zeros, so the first real request does not pay for lazy initialisation."""
+        self.logits(torch.zeros(1, *self.payload_shape))
+
+    def decode(self, request: EncodedRequest) -> DecodedRequest:
+        """Check the header against the model and unpack the payload; raises before any compute is spent."""
+        start = time.perf_counter()
+        if not request.model_id:
+            raise RequestError("model_id is required: the edge refuses bits it cannot attribute to a model")
+        if request.model_id != self.model_id:
+            raise ModelMismatchError(
+                f"request was encoded for model {request.model_id!r} but this edge serves {self.model_id!r}"
+            )
+        if request.codec != self.codec:
+            raise ModelMismatchError(f"request uses codec {request.codec!r} but this edge serves {self.codec!r}")
+        shape = (int(request.timesteps), *(int(d) for d in request.latent_shape))
+        if shape != self.payload_shape:
+            raise RequestError(
+                f"header says timesteps={request.timesteps}, latent_shape={list(request.latent_shape)} but model "
+                f"{self.model_id} expects timesteps={self.timesteps}, latent_shape={list(self.latent_shape)}"
+            )
+        try:
+            bits = bitstream.unpack(request.payload, self.payload_shape)
+        except bitstream.PayloadError as error:
+            raise RequestError(f"payload: {error}") from None
+        if request.erasure_mask is not None:
+            bits = self._fill_erasures(bits, request.erasure_mask)
+        top_k = min(request.top_k or self.default_top_k, len(self.classes))
+        return DecodedRequest(request.request_id, bits, top_k, (time.perf_counter() - start) * 1e3)
+
+    def _fill_erasures(self, bits: torch.Tensor, erasure_mask: bytes) -> torch.Tensor:
+        try:
+            erased = bitstream.unpack(erasure_mask, self.payload_shape).bool()
+        except bitstream.PayloadError as error:
+            raise RequestError(f"erasure_mask: {error}") from None
+        coins = (torch.rand(bits.shape, generator=self._erasure_coins) < 0.5).to(bits.dtype)
+        return torch.where(erased, coins, bits)
+
+    @torch.inference_mode()
+    def logits(self, bits: torch.Tensor) -> torch.Tensor:
+        """``tail(converter(reconstructor(bits)))`` for a batch ``[B, T, c2, h2, w2]``; returned on the CPU."""
+        return self.tail(self.decoder(bits.to(self.device))).float().cpu()
+
+    def predict(self, batch: Sequence[DecodedRequest]) -> list[EdgePrediction]:
+        """One forward pass for the whole batch; each request gets its own top-k."""
+        if not batch:
+            return []
+        start = time.perf_counter()
+        probs = torch.softmax(self.logits(torch.stack([item.bits for item in batch])), dim=1)
+        forward_ms = (time.perf_counter() - start) * 1e3
+        predictions = []
+        for item, row in zip(batch, probs, strict=True):
+            values, indices = row.topk(item.top_k)
+            top = [ClassScore(self.classes[i], float(v), int(i)) for v, i in zip(values, indices.tolist(), strict=True)]
+            predictions.append(EdgePrediction(item.request_id, top, item.decode_ms + forward_ms, len(batch)))
+        return predictions
+
+    def infer(self, request: EncodedRequest) -> EdgePrediction:
+        """Decode and predict one request on its own (the reference the batcher must match)."""
+        return self.predict([self.decode(request)])[0]

@@ -1,0 +1,141 @@
+"""The edge's gRPC server (grpc.aio): protobuf <-> :mod:`sjscc.edge.pipeline`, errors <-> status codes.
+
+Besides ``sjscc.v1.EdgeInference`` it serves the standard ``grpc.health.v1`` health service (SERVING
+once the model is loaded, NOT_SERVING while shutting down) and server reflection. SIGTERM or SIGINT
+stops accepting new RPCs, lets the ones in flight finish (``grace_s``), then exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from sjscc.edge.batching import Batched, MicroBatcher
+from sjscc.edge.pipeline import (
+    DecodedRequest,
+    EdgePipeline,
+    EdgePrediction,
+    EncodedRequest,
+    ModelMismatchError,
+    RequestError,
+)
+from sjscc.proto import sjscc_pb2, sjscc_pb2_grpc
+
+log = logging.getLogger("sjscc.edge")
+
+SERVICE_NAME = sjscc_pb2.DESCRIPTOR.services_by_name["EdgeInference"].full_name
+
+
+def request_from_proto(message: sjscc_pb2.EncodedFeature) -> EncodedRequest:
+    return EncodedRequest(
+        payload=message.payload,
+        timesteps=message.timesteps,
+        latent_shape=tuple(message.latent_shape),
+        codec=message.codec,
+        model_id=message.model_id,
+        request_id=message.request_id,
+        erasure_mask=message.erasure_mask if message.HasField("erasure_mask") else None,
+        top_k=message.top_k,
+    )
+
+
+def prediction_to_proto(batched: Batched[EdgePrediction], model_id: str, compute_device: str) -> sjscc_pb2.Prediction:
+    prediction = batched.value
+    return sjscc_pb2.Prediction(
+        request_id=prediction.request_id,
+        model_id=model_id,
+        top=[sjscc_pb2.ClassScore(label=s.label, prob=s.prob, class_index=s.class_index) for s in prediction.top],
+        edge_compute_ms=prediction.edge_compute_ms,
+        queue_ms=batched.queue_ms,
+        batch_size=batched.batch_size,
+        compute_device=compute_device,
+    )
+
+
+class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
+    """Validate each request on arrival (cheap, per request), then let the batcher run the model."""
+
+    def __init__(self, pipeline: EdgePipeline, batcher: MicroBatcher[DecodedRequest, EdgePrediction]) -> None:
+        self.pipeline = pipeline
+        self.batcher = batcher
+
+    async def Infer(self, request: sjscc_pb2.EncodedFeature, context: grpc.aio.ServicerContext) -> sjscc_pb2.Prediction:
+        try:
+            decoded = self.pipeline.decode(request_from_proto(request))
+        except RequestError as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except ModelMismatchError as error:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        batched = await self.batcher.submit(decoded)
+        return prediction_to_proto(batched, self.pipeline.model_id, str(self.pipeline.device))
+
+    async def ModelInfo(self, request: sjscc_pb2.ModelInfoRequest,
+                        context: grpc.aio.ServicerContext) -> sjscc_pb2.ModelInfoReply:
+        pipeline = self.pipeline
+        return sjscc_pb2.ModelInfoReply(
+            model_id=pipeline.model_id,
+            codec=pipeline.codec,
+            timesteps=pipeline.timesteps,
+            latent_shape=list(pipeline.latent_shape),
+            payload_bits=pipeline.payload_bits,
+            classes=pipeline.classes,
+            compute_device=str(pipeline.device),
+            max_batch_size=self.batcher.max_batch_size,
+        )
+
+
+def _bind_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+async def serve(pipeline: EdgePipeline, host: str = "127.0.0.1", port: int = 50051, max_batch_size: int = 8,
+                max_wait_ms: float = 2.0, grace_s: float = 5.0,
+                on_ready: Callable[[int], None] | None = None, stop: asyncio.Event | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or ``stop`` is set); ``on_ready`` gets the bound port."""
+    batcher: MicroBatcher[DecodedRequest, EdgePrediction] = MicroBatcher(pipeline.predict, max_batch_size, max_wait_ms)
+    # so_reuseport off: a second edge on the same port must fail to start, not silently share it.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    sjscc_pb2_grpc.add_EdgeInferenceServicer_to_server(EdgeInferenceService(pipeline, batcher), server)
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+    )
+    address = _bind_address(host, port)
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as error:
+        raise ValueError(f"cannot listen on {address}: {error}") from None
+    if bound == 0:
+        raise ValueError(f"cannot listen on {address}")
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    pipeline.warmup()
+    await server.start()
+    await health.set("", health_pb2.HealthCheckResponse.SERVING)
+    await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    log.info("edge serving model %s (%s, %d payload bits) on %s, compute on %s, batches of <= %d within %.1f ms",
+             pipeline.model_id, pipeline.codec, pipeline.payload_bits, _bind_address(host, bound), pipeline.device,
+             max_batch_size, max_wait_ms)
+    if on_ready is not None:
+        on_ready(bound)
+    try:
+        await stop.wait()
+    finally:
+        log.info("edge shutting down: draining RPCs in flight (up to %.1f s)", grace_s)
+        await health.enter_graceful_shutdown()
+        await server.stop(grace_s)
+        await batcher.close()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        log.info("edge stopped")
