@@ -110,19 +110,29 @@ def encode(model: SplitModel, data: ImageSet, normalize: Normalize, device: torc
 
 
 @torch.no_grad()
-def count_correct(model: SplitModel, encoded: EncodedSet, channel: str | None, p: float,
+def decode_logits(model: SplitModel, encoded: EncodedSet, channel: str | None, p: float,
                   generator: torch.Generator | None, device: torch.device,
-                  batch_size: int = DEFAULT_BATCH_SIZE, erasure_policy: str = "random") -> int:
-    """Top-1 hits of ``tail(decoder(channel(bits)))`` over the cached bits; ``channel=None``: noiseless."""
+                  batch_size: int = DEFAULT_BATCH_SIZE, erasure_policy: str = "random") -> torch.Tensor:
+    """``tail(decoder(channel(bits)))`` over the cached bits, batch by batch (CPU logits ``[N, classes]``);
+    ``channel=None``: noiseless."""
     model.eval()
     link = build_channel(channel, erasure_policy) if channel is not None else None
-    correct = 0
+    parts = []
     for part in _index_batches(len(encoded), batch_size):
         bits = encoded.bits[part].to(device).float()
         received = link(bits, p, generator) if link is not None else bits
-        logits = model.tail(model.codec.decoder(received))
-        correct += int((logits.argmax(1).cpu() == encoded.labels[part]).sum())
-    return correct
+        parts.append(model.tail(model.codec.decoder(received)).cpu())
+    return torch.cat(parts) if parts else torch.zeros(0, 0)
+
+
+def count_correct(model: SplitModel, encoded: EncodedSet, channel: str | None, p: float,
+                  generator: torch.Generator | None, device: torch.device,
+                  batch_size: int = DEFAULT_BATCH_SIZE, erasure_policy: str = "random") -> int:
+    """Top-1 hits of :func:`decode_logits`."""
+    if len(encoded) == 0:
+        return 0
+    logits = decode_logits(model, encoded, channel, p, generator, device, batch_size, erasure_policy)
+    return int((logits.argmax(1) == encoded.labels).sum())
 
 
 def decode_accuracy(model: SplitModel, encoded: EncodedSet, channel: str | None, p: float,
