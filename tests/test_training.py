@@ -130,6 +130,8 @@ def test_resume_continues_with_the_same_state(synthetic_cifar10: Path, runs: dic
     assert [r["epoch"] for r in read_log(tmp_path / "killed")] == [1, 2]  # the log line got out, the checkpoint not
     assert _state(tmp_path / "killed")["epoch"] == 0
     monkeypatch.setattr(Trainer, "_save_checkpoint", original)
+    with (tmp_path / "killed" / LOG).open("a") as log:
+        log.write('{"epoch": 3, "step": 3, "train_lo')  # and a line cut short, as a kill mid-write leaves it
 
     resumed = Trainer(make(tmp_path / "killed"))
     resumed.resume()

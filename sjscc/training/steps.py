@@ -222,8 +222,14 @@ class Trainer:
         log = self.out / LOG
         if not log.is_file():
             return
-        kept = [line for line in log.read_text().splitlines()
-                if line.strip() and json.loads(line).get("epoch", 0) <= epochs_done]
+        kept = []
+        for line in log.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by the kill
+                continue
+            if isinstance(record, dict) and record.get("epoch", 0) <= epochs_done:
+                kept.append(line)
         log.write_text("".join(line + "\n" for line in kept))
 
     def _save_checkpoint(self, epoch: int) -> None:
