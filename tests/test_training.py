@@ -260,3 +260,23 @@ def test_ddp_two_processes_gloo(synthetic_cifar10: Path, runs: dict[str, Path], 
     assert record["world_size"] == 2
     assert record["train_images"] == 64  # both ranks' shards were counted: 2 x 32 per epoch
     assert _state(out)["epoch"] == 0 and (out / WEIGHTS).is_file()
+
+
+def test_cli_resume_in_a_new_process_state(synthetic_cifar10: Path, runs: dict[str, Path], tmp_path: Path) -> None:
+    """``sjscc train --resume`` in a fresh Trainer: a run stopped after epoch 1 and resumed to epoch 2 equals a
+    2-epoch run (the step schedule does not depend on the total epoch count)."""
+    from sjscc.cli import main
+    from sjscc.common.config import to_yaml
+
+    def config_file(out: Path) -> Path:
+        path = tmp_path / f"{out.name}.yaml"
+        path.write_text(to_yaml(tiny_config(synthetic_cifar10, out, 2, "snn", init=runs["backbone"], limit=64)))
+        return path
+
+    assert main(["train", "--config", str(config_file(tmp_path / "straight"))]) == 0
+    stopped = config_file(tmp_path / "stopped")
+    assert main(["train", "--config", str(stopped), "--set", "optim.epochs=1"]) == 0
+    assert main(["train", "--config", str(stopped), "--resume"]) == 0
+    assert [r["epoch"] for r in read_log(tmp_path / "stopped")] == [1, 2]
+    straight, stopped_state = load_file(tmp_path / "straight" / WEIGHTS), load_file(tmp_path / "stopped" / WEIGHTS)
+    assert all(torch.equal(value, stopped_state[key]) for key, value in straight.items())
