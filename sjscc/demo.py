@@ -188,6 +188,10 @@ def format_summary(results: list[tuple[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(args: argparse.Namespace) -> int:
     bundle = Path(args.bundle)
     if not (bundle / "manifest.json").is_file():
@@ -203,6 +207,9 @@ def run_demo(args: argparse.Namespace) -> int:
         channel_flags += ["--seed", str(args.seed)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
+    # SIGTERM (and SIGINT, even where a shell started us with it ignored) stops the children before we exit.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     with tempfile.TemporaryDirectory(prefix="sjscc-demo-") as log_dir:
         services: list[Service] = []
         try:

@@ -7,8 +7,10 @@ The processes start once for the module. The outage test stops and restarts the 
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ import torch
 from PIL import Image
 
 from sjscc.common import bitstream
+from sjscc.common.bundle import compute_model_id
 from sjscc.demo import Service, device_is_ready, edge_is_serving, free_port, start_service, wait_until
 from sjscc.proto import sjscc_pb2, sjscc_pb2_grpc
 
@@ -44,11 +47,13 @@ def tolerance(p: float, n_bits: int, sigmas: float = 4.0) -> float:
 class Services:
     edge: Service
     device: Service
+    mismatched_device: Service
     edge_arguments: list[str]
     edge_address: str
     url: str
     log_dir: Path
     env: dict[str, str]
+    started: list[Service]  # every process to stop at the end, including an edge restarted by a test
 
 
 def photo(name: str = "chelsea") -> bytes:
@@ -59,9 +64,20 @@ def photo(name: str = "chelsea") -> bytes:
     return buffer.getvalue()
 
 
+def other_model(bundle_path: Path, folder: Path) -> Path:
+    """The same weights under another class list: a valid bundle with a different model id."""
+    shutil.copytree(bundle_path, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["classes"][0] = "aeroplane"
+    manifest["model_id"] = compute_model_id(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def services(tiny_bundle, tmp_path_factory) -> Iterator[Services]:
     log_dir = tmp_path_factory.mktemp("service-logs")
+    other_bundle = other_model(tiny_bundle.path, tmp_path_factory.mktemp("other") / "bundle")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SJSCC_")}
     env.update(PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     edge_address = f"127.0.0.1:{free_port()}"
@@ -74,14 +90,21 @@ def services(tiny_bundle, tmp_path_factory) -> Iterator[Services]:
         "--port", str(device_port), "--channel", "bsc", "--p", "0.05", "--seed", "7",
         "--max-image-bytes", "2000000", "--rpc-timeout", "10",
     ], log_dir, env)
-    running = Services(edge, device, edge_arguments, edge_address, f"http://127.0.0.1:{device_port}", log_dir, env)
+    started = [edge, device]
     try:
         wait_until(lambda: edge_is_serving(edge_address), edge, STARTUP_TIMEOUT_S)
+        # Started once the edge serves, so its startup check always reaches the edge.
+        mismatched = start_service("mismatched-device", [
+            "device", "--bundle", str(other_bundle), "--edge", edge_address, "--port", str(free_port()),
+        ], log_dir, env)
+        started.append(mismatched)
+        running = Services(edge, device, mismatched, edge_arguments, edge_address,
+                           f"http://127.0.0.1:{device_port}", log_dir, env, started)
         wait_until(lambda: device_is_ready(running.url), device, STARTUP_TIMEOUT_S)
         yield running
     finally:
-        running.device.stop()
-        running.edge.stop()
+        for service in reversed(started):
+            service.stop()
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +236,14 @@ def test_edge_refuses_malformed_and_mismatched_payloads_directly(services, tiny_
     assert "not-this-model" in mismatched.value.details()
 
 
+def test_a_device_refuses_to_start_against_an_edge_serving_another_model(services, tiny_bundle) -> None:
+    process = services.mismatched_device.process
+    status = process.wait(STARTUP_TIMEOUT_S)
+    log = services.mismatched_device.log_tail(60)
+    assert status != 0, log
+    assert "refusing" in log and tiny_bundle.model_id in log
+
+
 def test_edge_outage_gives_503_and_the_device_recovers_by_itself(services, http) -> None:
     device_pid = services.device.process.pid
     services.edge.process.send_signal(signal.SIGTERM)
@@ -225,6 +256,7 @@ def test_edge_outage_gives_503_and_the_device_recovers_by_itself(services, http)
     assert http.get("/healthz").json()["edge"]["serving"] is False
 
     services.edge = start_service("edge-restarted", services.edge_arguments, services.log_dir, services.env)
+    services.started.append(services.edge)
     wait_until(lambda: edge_is_serving(services.edge_address), services.edge, STARTUP_TIMEOUT_S)
     deadline = time.monotonic() + 20.0
     while True:  # the gRPC channel redials on its own (backoff <= 1 s); bounded wait
