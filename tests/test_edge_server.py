@@ -164,3 +164,27 @@ def test_client_reports_an_unreachable_edge_fast(edge) -> None:
 
     elapsed, serving = asyncio.run(scenario())
     assert elapsed < 3.0 and not serving
+
+
+def test_a_failing_forward_pass_is_internal_and_the_server_keeps_serving(edge, monkeypatch) -> None:
+    working = edge.predict
+    calls = []
+
+    def fails_once(batch):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return working(batch)
+
+    monkeypatch.setattr(edge, "predict", fails_once)
+
+    async def scenario():
+        async with running(edge) as address, grpc.aio.insecure_channel(address) as channel:
+            stub = sjscc_pb2_grpc.EdgeInferenceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await stub.Infer(request_for(edge), timeout=10)
+            return failed.value, await stub.Infer(request_for(edge), timeout=10)
+
+    failed, recovered = asyncio.run(scenario())
+    assert failed.code() == grpc.StatusCode.INTERNAL and "out of memory" in failed.details()
+    assert recovered.model_id == edge.model_id

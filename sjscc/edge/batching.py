@@ -22,6 +22,10 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
+class BatcherClosedError(RuntimeError):
+    """The batcher is shutting down and takes no more work."""
+
+
 @dataclass(frozen=True)
 class Batched(Generic[Result]):
     """One item's result plus how it was served: time spent waiting for its batch and the batch's size."""
@@ -59,7 +63,7 @@ class MicroBatcher(Generic[Item, Result]):
     async def submit(self, item: Item) -> Batched[Result]:
         """Queue ``item`` and wait for its batch; exceptions of ``process_batch`` are re-raised here."""
         if self._closed:
-            raise RuntimeError("the batcher is closed")
+            raise BatcherClosedError("the batcher is closed")
         if self._worker is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-batch")
             self._worker = asyncio.get_running_loop().create_task(self._run())
@@ -69,7 +73,8 @@ class MicroBatcher(Generic[Item, Result]):
         return await entry.future
 
     async def close(self) -> None:
-        """Stop the worker; requests still queued fail with a RuntimeError (the server drains RPCs first)."""
+        """Stop the worker; requests still queued fail with :class:`BatcherClosedError` (the server drains RPCs
+        first, so normally none are left)."""
         self._closed = True
         if self._worker is not None:
             self._worker.cancel()
@@ -77,7 +82,7 @@ class MicroBatcher(Generic[Item, Result]):
                 await self._worker
         for entry in self._pending:
             if not entry.future.done():
-                entry.future.set_exception(RuntimeError("the edge is shutting down"))
+                entry.future.set_exception(BatcherClosedError("the edge is shutting down"))
         self._pending.clear()
         if self._executor is not None:
             self._executor.shutdown(wait=True)

@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from sjscc.edge.batching import Batched, MicroBatcher
+from sjscc.edge.batching import Batched, BatcherClosedError, MicroBatcher
 from sjscc.edge.pipeline import (
     DecodedRequest,
     EdgePipeline,
@@ -73,7 +73,13 @@ class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         except ModelMismatchError as error:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
-        batched = await self.batcher.submit(decoded)
+        try:
+            batched = await self.batcher.submit(decoded)
+        except BatcherClosedError as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+        except Exception as error:  # noqa: BLE001 - the model failed (e.g. out of GPU memory): say so, keep serving
+            log.exception("forward pass failed for request %s", request.request_id)
+            await context.abort(grpc.StatusCode.INTERNAL, f"the edge failed to run the model: {error}")
         return prediction_to_proto(batched, self.pipeline.model_id, str(self.pipeline.device))
 
     async def ModelInfo(self, request: sjscc_pb2.ModelInfoRequest,
