@@ -1,0 +1,53 @@
+"""The services keep to their lanes: device/ and edge/ import only common/ and proto/ (never each other or
+training/), ``sjscc edge`` does not load FastAPI, and every service option is in ``--help``."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "sjscc"
+
+
+def sjscc_imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {name for name in names if name == "sjscc" or name.startswith("sjscc.")}
+
+
+@pytest.mark.parametrize("service", ["device", "edge"])
+def test_service_imports_only_common_proto_and_itself(service: str) -> None:
+    allowed = ("sjscc.common", "sjscc.proto", f"sjscc.{service}")
+    for path in sorted((PACKAGE / service).glob("*.py")):
+        stray = {name for name in sjscc_imports(path) if not name.startswith(allowed)}
+        assert not stray, f"{path.name} imports {sorted(stray)}"
+
+
+def test_edge_command_does_not_load_the_web_stack() -> None:
+    code = "import sys, sjscc.edge.commands; print(sorted(m for m in ('fastapi', 'uvicorn') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("command", "flags"), [
+    ("edge", ["--bundle", "--host", "--port", "--compute-device", "--max-batch-size", "--max-wait-ms"]),
+    ("device", ["--bundle", "--edge", "--host", "--port", "--channel", "--p", "--seed", "--erasure-policy",
+                "--max-image-bytes", "--max-image-pixels", "--rpc-timeout"]),
+    ("demo", ["--bundle", "--serve", "--images", "--channel", "--p", "--seed"]),
+])
+def test_help_lists_every_option(command: str, flags: list[str]) -> None:
+    from sjscc.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    text = subparsers.choices[command].format_help()
+    for flag in flags:
+        assert flag in text, f"sjscc {command} --help lacks {flag}"
