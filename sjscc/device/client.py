@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
+from typing import NoReturn
 
 import grpc
 import torch
@@ -241,7 +242,7 @@ class EdgeClient:
             await self._channel.close()
             self._channel = None
 
-    def _raise_for(self, error: grpc.aio.AioRpcError, what: str) -> None:
+    def _raise_for(self, error: grpc.aio.AioRpcError, what: str) -> NoReturn:
         code = error.code()
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             self.model_verified = False
