@@ -50,7 +50,7 @@ train_run() {
   $SJSCC train --config $CFG/cpu-codec-step2.yaml --set "out=runs/cpu/$name/step2" "${o[@]}" --resume
   $SJSCC train --config $CFG/cpu-codec-step3.yaml --set "out=runs/cpu/$name/step3" \
     --set "init=runs/cpu/$name/step2" --set "export=$bundle" "${o[@]}" --resume
-  echo "{\"run\": \"$name\", \"cpu_seconds_wall\": $((SECONDS - t0))}" >> runs/cpu/timings.jsonl
+  echo "{\"run\": \"$name\", \"wall_seconds\": $((SECONDS - t0))}" >> runs/cpu/timings.jsonl
 }
 
 eval_run() {

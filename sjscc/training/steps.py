@@ -166,7 +166,7 @@ class Trainer:
         features = cache_features(self.model, images.images, self.normalize, self.device)
         if self.rank == 0:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")  # parallel runs may fill the same cache entry
             save_file({"features": features.contiguous()}, tmp)
             os.replace(tmp, path)
         return features
