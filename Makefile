@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check sjscc tests
+	$(BIN)/ruff check sjscc tests scripts
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -ra
