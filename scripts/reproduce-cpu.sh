@@ -5,7 +5,7 @@
 #   scripts/reproduce-cpu.sh default         the two shipped bundles (SNN T=8 BSC 0.15 and its CNN-q8)
 #   scripts/reproduce-cpu.sh fig4 [T]        SNN and CNN-q<T> on BSC/BEC 0.15/0.25 (T = 8 by default)
 #   scripts/reproduce-cpu.sh ablations       IF / IHF / IHF-m without the regularizer; alpha 0.3/0.7
-#   scripts/reproduce-cpu.sh eval NAME...    sweeps for named runs into docs/results/
+#   scripts/reproduce-cpu.sh eval NAME...    sweeps for named runs into docs/results/ (waits for the bundle)
 # JOBS=2 runs two trainings side by side (one thread each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,9 +53,10 @@ train_run() {
   echo "{\"run\": \"$name\", \"wall_seconds\": $((SECONDS - t0))}" >> runs/cpu/timings.jsonl
 }
 
-eval_run() {
-  local name=$1 bundle chan; bundle=$(bundle_of "$name"); mkdir -p "$RESULTS"
-  for chan in bsc bec; do
+eval_run() {  # a run is swept on the channel it was trained on; the two shipped bundles on both
+  local name=$1 bundle chan sweeps; bundle=$(bundle_of "$name"); mkdir -p "$RESULTS"
+  case "$name" in *-T8-bsc0.15) sweeps="bsc bec" ;; *-bec*) sweeps=bec ;; *) sweeps=bsc ;; esac
+  for chan in ${SWEEPS:-$sweeps}; do
     local ps="0,0.05,0.1,0.15,0.2,0.25,0.3,0.35"; [ $chan = bec ] && ps="0,0.1,0.2,0.3,0.4,0.5,0.6"
     [ -f "$RESULTS/$name-$chan.json" ] && continue
     $SJSCC eval --bundle "$bundle" --data-root "$DATA" --dataset cifar10 --split val --channel $chan \
@@ -80,6 +81,9 @@ case "$stage" in
   ablations)
     parallel train_run snn-T8-bsc0.15-if snn-T8-bsc0.15-ihf snn-T8-bsc0.15-ihfm snn-T8-bsc0.25-if \
       snn-T8-bsc0.25-ihf snn-T8-bsc0.25-ihfm snn-T8-bsc0.15-a0.3 snn-T8-bsc0.15-a0.7 ;;
-  eval) parallel eval_run "$@" ;;
+  eval) for name in "$@"; do  # in order, each as soon as its bundle exists
+      until [ -f "$(bundle_of "$name")/manifest.json" ]; do sleep 20; done
+      eval_run "$name"
+    done ;;
   *) echo "usage: $0 backbone|default|fig4 [T]|ablations|eval NAME..." >&2; exit 2 ;;
 esac
