@@ -5,6 +5,7 @@
 #   scripts/reproduce-cpu.sh default         the two shipped bundles (SNN T=8 BSC 0.15 and its CNN-q8)
 #   scripts/reproduce-cpu.sh fig4 [T]        SNN and CNN-q<T> on BSC/BEC 0.15/0.25 (T = 8 by default)
 #   scripts/reproduce-cpu.sh ablations       IF / IHF / IHF-m without the regularizer; alpha 0.3/0.7
+#   scripts/reproduce-cpu.sh train NAME...   named runs, e.g. snn-T4-bec0.25, cnn-T8-bsc0.15, snn-T8-bsc0.15-ihfm
 #   scripts/reproduce-cpu.sh eval NAME...    sweeps for named runs into docs/results/ (waits for the bundle)
 # JOBS=2 runs two trainings side by side (one thread each).
 set -euo pipefail
@@ -81,9 +82,10 @@ case "$stage" in
   ablations)
     parallel train_run snn-T8-bsc0.15-if snn-T8-bsc0.15-ihf snn-T8-bsc0.15-ihfm snn-T8-bsc0.25-if \
       snn-T8-bsc0.25-ihf snn-T8-bsc0.25-ihfm snn-T8-bsc0.15-a0.3 snn-T8-bsc0.15-a0.7 ;;
+  train) parallel train_run "$@" ;;
   eval) for name in "$@"; do  # in order, each as soon as its bundle exists
       until [ -f "$(bundle_of "$name")/manifest.json" ]; do sleep 20; done
       eval_run "$name"
     done ;;
-  *) echo "usage: $0 backbone|default|fig4 [T]|ablations|eval NAME..." >&2; exit 2 ;;
+  *) echo "usage: $0 backbone|default|fig4 [T]|ablations|train NAME...|eval NAME..." >&2; exit 2 ;;
 esac
