@@ -75,7 +75,17 @@ def _colours(reports: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def plot_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title: str | None = None) -> Path:
-    """Accuracy (mean ± std over repeats) against p; one panel per channel kind, one line per bundle."""
+    """Accuracy (mean ± std over repeats) against p; one panel per channel kind, one line per bundle.
+
+    Reports of the same bundle (e.g. its BSC and its BEC sweep saved apart) are merged first, so a bundle keeps
+    one colour and one legend entry across panels."""
+    merged: dict[str, dict[str, Any]] = {}
+    for report in reports:
+        if report["bundle"] in merged:
+            merged[report["bundle"]]["results"] = merged[report["bundle"]]["results"] + list(report["results"])
+        else:
+            merged[report["bundle"]] = {**report, "results": list(report["results"])}
+    reports = list(merged.values())
     channels = list(dict.fromkeys(row["channel"] for report in reports for row in report["results"]))
     if not channels:
         raise ValueError("the reports hold no channel results to plot")
