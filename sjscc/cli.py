@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", required=True, metavar="FILE.png", help="image to write")
     plot.add_argument("--kind", choices=["accuracy", "firing-rate"], default="accuracy", help="which figure")
     plot.add_argument("--title", help="figure title")
+    plot.add_argument("--labels", help="comma-separated legend entries, one per input (default: from the bundles)")
     plot.set_defaults(func=_plot)
 
     bench = sub.add_parser(

@@ -185,3 +185,17 @@ def test_unknown_dataset_and_bad_plot_input(tmp_path: Path, capsys) -> None:
     assert main(["plot", "--inputs", str(bad), "--out", str(tmp_path / "x.png")]) == 2
     assert "does not hold sjscc eval reports" in capsys.readouterr().err
     assert main(["plot", "--inputs", str(tmp_path / "missing.json"), "--out", str(tmp_path / "x.png")]) == 2
+
+
+def test_bundle_label_names_neuron_and_regularizer() -> None:
+    from sjscc.training.evaluate import bundle_label
+
+    def manifest(codec: str, neuron: str, alpha: float | None) -> dict:
+        config = {"alpha": alpha, "model": {"codec_config": {"reconstructor_neuron": neuron}}}
+        return {"codec": codec, "timesteps": 8, "train_channel": {"kind": "bsc", "p": 0.15},
+                "training": {"config": config}}
+
+    assert bundle_label(manifest("snn", "ihf", 0.5)) == "snn T=8, alpha=0.5, trained bsc p=0.15"
+    assert bundle_label(manifest("snn", "if", None)) == "snn T=8 IF, no reg, trained bsc p=0.15"
+    assert bundle_label(manifest("snn", "ihf-m", None)) == "snn T=8 IHF-m, no reg, trained bsc p=0.15"
+    assert bundle_label(manifest("cnn-q8", "ihf", None)) == "cnn-q8, trained bsc p=0.15"

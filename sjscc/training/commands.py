@@ -52,6 +52,11 @@ def run_plot(args: argparse.Namespace) -> int:
     from sjscc.training.plots import PLOTS, load_reports
 
     reports = load_reports(args.inputs)
+    if args.labels:
+        labels = [label.strip() for label in args.labels.split(",")]
+        if len(labels) != len(reports):
+            raise ValueError(f"--labels has {len(labels)} entries for {len(reports)} reports")
+        reports = [{**report, "label": label} for report, label in zip(reports, labels, strict=True)]
     path = PLOTS[args.kind](reports, args.out, args.title)
     print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -203,8 +203,14 @@ def bundle_label(manifest: dict[str, Any]) -> str:
     if train.get("p_max") is not None:
         trained += f"..{train['p_max']}"
     codec = manifest.get("codec", "?")
-    steps = f" T={manifest.get('timesteps')}" if codec == "snn" else ""
-    return f"{codec}{steps}, {trained}"
+    if codec != "snn":
+        return f"{codec}, {trained}"
+    config = (manifest.get("training") or {}).get("config") or {}
+    neuron = ((config.get("model") or {}).get("codec_config") or {}).get("reconstructor_neuron", "ihf")
+    variant = "" if neuron == "ihf" else f" {neuron.upper().replace('IHF-M', 'IHF-m')}"
+    if config:
+        variant += f", alpha={config['alpha']}" if config.get("alpha") is not None else ", no reg"
+    return f"{codec} T={manifest.get('timesteps')}{variant}, {trained}"
 
 
 def training_data_config(manifest: dict[str, Any]) -> dict[str, Any]:
