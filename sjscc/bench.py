@@ -37,6 +37,7 @@ from sjscc.common import bitstream
 from sjscc.common.backbones import BackboneConfig
 from sjscc.common.channels import BinaryErasureChannel, BinarySymmetricChannel, NoiselessChannel, apply_to_payload
 from sjscc.common.codecs import Codec, CodecConfig, build_codec
+from sjscc.common.devices import select_device
 
 CHANNEL_P = 0.1
 WARMUP = 2
@@ -90,14 +91,6 @@ def _subject(args: argparse.Namespace, device: torch.device) -> Subject:
     model = build_split_model(spec).to(device).eval()
     return Subject("tiny-random", "tiny random model: ResNet-20 (width 8) @ layer3.0 -> (32,8,8), codec 32->8->2, T=4",
                    model.codec, tuple(model.feature_shape), model.head, model.tail, (3, 32, 32))
-
-
-def _pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda, but this torch build sees no CUDA device")
-    return torch.device(name)
 
 
 def _timer(device: torch.device, iterations: int) -> Callable[[Callable[[], object]], float]:
@@ -194,7 +187,7 @@ def _environment(device: torch.device) -> dict[str, Any]:
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark described by ``args`` and return the report (what ``--out`` saves)."""
-    device = _pick_device(args.device)
+    device = select_device(args.device)
     subject = _subject(args, device)
     config = subject.codec.config
     latent = subject.codec.latent_shape(subject.feature_shape[1:])

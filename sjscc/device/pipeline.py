@@ -21,6 +21,7 @@ from PIL import Image, ImageOps
 
 from sjscc.common import bitstream
 from sjscc.common.bundle import Bundle
+from sjscc.common.devices import select_device
 
 DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000  # a 40-megapixel photo decodes to ~120 MB of RGB
@@ -132,7 +133,7 @@ class DevicePipeline:
 
     def __init__(self, bundle: Bundle, device: str = "cpu", max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
                  max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
-        self.device = torch.device(device)
+        self.device = select_device(device)
         model = bundle.build(halves=("device",), device=self.device)
         self.head = model.head
         self.encoder = model.codec.encoder

@@ -15,6 +15,7 @@ import torch
 
 from sjscc.common import bitstream
 from sjscc.common.bundle import Bundle
+from sjscc.common.devices import select_device
 
 DEFAULT_TOP_K = 5
 
@@ -66,16 +67,6 @@ class EdgePrediction:
     top: list[ClassScore]
     edge_compute_ms: float
     batch_size: int
-
-
-def select_device(preference: str = "auto") -> torch.device:
-    """``auto``: the GPU when there is one, else the CPU; anything else is taken as a torch device name."""
-    if preference == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(preference)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"compute device {preference!r} requested but CUDA is not available")
-    return device
 
 
 class EdgePipeline:

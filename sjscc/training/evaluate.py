@@ -30,6 +30,7 @@ import torch
 
 from sjscc.common.bundle import Bundle, load_bundle
 from sjscc.common.channels import CHANNELS, build_channel, check_probability
+from sjscc.common.devices import select_device
 from sjscc.common.model import SplitModel
 from sjscc.training.data import DataError, ImageSet, Normalize, first, load_split
 
@@ -248,12 +249,6 @@ def load_eval_data(bundle: Bundle, data_root: str | Path | None, dataset: str | 
     return data, source
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def evaluate_bundle(path: str | Path, data_root: str | Path | None = None, dataset: str | None = None,
                     split: str = "test", channels: Sequence[str] = ("bsc",),
                     probabilities: Sequence[float] = DEFAULT_P, repeats: int = 10, seed: int = 0,
@@ -263,7 +258,7 @@ def evaluate_bundle(path: str | Path, data_root: str | Path | None = None, datas
     started = time.perf_counter()
     bundle = load_bundle(path)
     data, source = load_eval_data(bundle, data_root, dataset, split, limit, download)
-    torch_device = pick_device(device)
+    torch_device = select_device(device)
     model = bundle.build(device=torch_device)
     normalize = Normalize(bundle.spec.mean, bundle.spec.std)
     measured = evaluate_model(model, data, normalize, channels, probabilities, repeats, seed, torch_device,

@@ -35,11 +35,12 @@ from tqdm import tqdm
 
 from sjscc.common.channels import build_channel
 from sjscc.common.config import to_yaml
+from sjscc.common.devices import select_device
 from sjscc.common.firing_rate import firing_rate_penalty
 from sjscc.common.model import SplitModel, build_split_model
 from sjscc.training.config import TrainConfig
 from sjscc.training.data import ImageSet, Normalize, augment, batches, first, load_cifar, train_val_split
-from sjscc.training.evaluate import DEFAULT_BATCH_SIZE, evaluate_model, pick_device
+from sjscc.training.evaluate import DEFAULT_BATCH_SIZE, evaluate_model
 
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "model.safetensors"
@@ -78,7 +79,7 @@ class Trainer:
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
         self.rank, self.world = _distributed()
-        self.device = pick_device(config.device)
+        self.device = select_device(config.device)
         if self.device.type == "cuda" and self.world > 1:
             local_rank = int(os.environ.get("LOCAL_RANK", self.rank % torch.cuda.device_count()))
             self.device = torch.device("cuda", local_rank)
