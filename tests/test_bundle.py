@@ -18,6 +18,7 @@ from sjscc.common.bundle import (
     MANIFEST,
     Bundle,
     BundleError,
+    BundleHalf,
     compute_model_id,
     load_bundle,
     save_bundle,
@@ -88,6 +89,20 @@ def test_manifest_contents(tiny_bundle: Bundle) -> None:
     assert manifest["train_channel"] == {"kind": "bsc", "p": 0.15}
     assert tiny_bundle.payload_shape == [4, 2, 8, 8]
     assert len(tiny_bundle.model_id) == 16 and int(tiny_bundle.model_id, 16) >= 0
+
+
+def test_both_halves_read_the_same_wire_format(tiny_bundle: Bundle) -> None:
+    from sjscc.device.pipeline import DevicePipeline
+    from sjscc.edge.pipeline import EdgePipeline
+
+    half = BundleHalf(tiny_bundle)
+    assert (half.model_id, half.codec, half.timesteps) == (tiny_bundle.model_id, "snn", 4)
+    assert half.latent_shape == (2, 8, 8) and half.payload_shape == (4, 2, 8, 8)
+    assert half.payload_bits == 4 * 2 * 8 * 8 and half.classes[3] == "cat"
+    fields = ("model_id", "codec", "classes", "timesteps", "latent_shape", "payload_shape", "payload_bits")
+    device, edge = DevicePipeline(tiny_bundle), EdgePipeline(tiny_bundle, device="cpu")
+    assert [getattr(device, f) for f in fields] == [getattr(edge, f) for f in fields] == [getattr(half, f)
+                                                                                          for f in fields]
 
 
 def test_weights_are_safetensors_not_pickles(tiny_bundle: Bundle) -> None:

@@ -17,6 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from sjscc.common import bitstream
 from sjscc.common.config import ConfigError
 from sjscc.common.model import ModelSpec, SplitModel, build_split_model
 
@@ -96,6 +97,22 @@ class Bundle:
             except RuntimeError as error:  # same names, different shapes: spec and weights disagree
                 raise BundleError(f"{HALVES[half]} does not fit the manifest's spec: {error}") from None
         return model.to(device).eval()
+
+
+class BundleHalf:
+    """What the device and the edge half of one bundle must agree on: the model's identity and the wire format.
+
+    Both pipelines check requests against these, so they read them from the manifest in one place.
+    """
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.model_id = bundle.model_id
+        self.codec = bundle.manifest["codec"]
+        self.classes = bundle.classes
+        self.timesteps = bundle.timesteps
+        self.latent_shape = tuple(bundle.latent_shape)
+        self.payload_shape = tuple(bundle.payload_shape)
+        self.payload_bits = bitstream.payload_bits(self.payload_shape)
 
 
 def save_bundle(

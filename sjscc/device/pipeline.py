@@ -20,7 +20,7 @@ import torch
 from PIL import Image, ImageOps
 
 from sjscc.common import bitstream
-from sjscc.common.bundle import Bundle
+from sjscc.common.bundle import Bundle, BundleHalf
 from sjscc.common.devices import select_device
 
 DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
@@ -124,7 +124,7 @@ class EncodedImage:
     stages_ms: dict[str, float] = field(default_factory=dict)
 
 
-class DevicePipeline:
+class DevicePipeline(BundleHalf):
     """The device half of one bundle: backbone head and SNN encoder.
 
     The spiking neurons keep state during a forward pass, so concurrent requests (FastAPI runs this in a
@@ -133,17 +133,11 @@ class DevicePipeline:
 
     def __init__(self, bundle: Bundle, device: str = "cpu", max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
                  max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
+        super().__init__(bundle)
         self.device = select_device(device)
         model = bundle.build(halves=("device",), device=self.device)
         self.head = model.head
         self.encoder = model.codec.encoder
-        self.model_id = bundle.model_id
-        self.codec = bundle.manifest["codec"]
-        self.classes = bundle.classes
-        self.timesteps = bundle.timesteps
-        self.latent_shape = tuple(bundle.latent_shape)
-        self.payload_shape = tuple(bundle.payload_shape)
-        self.payload_bits = bitstream.payload_bits(self.payload_shape)
         self.image_size = bundle.spec.image_size
         self.mean = tuple(bundle.spec.mean)
         self.std = tuple(bundle.spec.std)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from sjscc.common import bitstream
-from sjscc.common.bundle import Bundle
+from sjscc.common.bundle import Bundle, BundleHalf
 from sjscc.common.devices import select_device
 
 DEFAULT_TOP_K = 5
@@ -69,7 +69,7 @@ class EdgePrediction:
     batch_size: int
 
 
-class EdgePipeline:
+class EdgePipeline(BundleHalf):
     """The edge half of one bundle: the codec's decoder (reconstructor + converter) and the backbone tail.
 
     ``erasure_seed`` seeds the fair coins that replace erased bits when a request carries an erasure mask
@@ -78,17 +78,11 @@ class EdgePipeline:
 
     def __init__(self, bundle: Bundle, device: str = "auto", erasure_seed: int | None = None,
                  default_top_k: int = DEFAULT_TOP_K) -> None:
+        super().__init__(bundle)
         self.device = select_device(device)
         model = bundle.build(halves=("edge",), device=self.device)
         self.decoder = model.codec.decoder
         self.tail = model.tail
-        self.model_id = bundle.model_id
-        self.codec = bundle.manifest["codec"]
-        self.classes = bundle.classes
-        self.timesteps = bundle.timesteps
-        self.latent_shape = tuple(bundle.latent_shape)
-        self.payload_shape = tuple(bundle.payload_shape)
-        self.payload_bits = bitstream.payload_bits(self.payload_shape)
         self.default_top_k = default_top_k
         self._erasure_coins = torch.Generator()
         if erasure_seed is None:
