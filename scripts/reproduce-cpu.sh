@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
 # The CPU-scale reproduction of issue 5, stage by stage. Every stage is resumable: a finished bundle is
 # skipped, an interrupted training continues from its last epoch checkpoint.
-#   scripts/reproduce-cpu.sh backbone        step 1 (quarter-width ResNet-18 on CIFAR-10)
+#   scripts/reproduce-cpu.sh backbone        step 1 (quarter-width ResNet-18 on CIFAR-10, 12 epochs)
+#   scripts/reproduce-cpu.sh backbone-long   step 1's second leg: 40 more epochs from the 12-epoch weights
 #   scripts/reproduce-cpu.sh default         the two shipped bundles (SNN T=8 BSC 0.15 and its CNN-q8)
 #   scripts/reproduce-cpu.sh fig4 [T]        SNN and CNN-q<T> on BSC/BEC 0.15/0.25 (T = 8 by default)
 #   scripts/reproduce-cpu.sh ablations       IF / IHF / IHF-m without the regularizer; alpha 0.3/0.7
 #   scripts/reproduce-cpu.sh train NAME...   named runs, e.g. snn-T4-bec0.25, cnn-T8-bsc0.15, snn-T8-bsc0.15-ihfm
 #   scripts/reproduce-cpu.sh eval NAME...    sweeps for named runs into docs/results/ (waits for the bundle)
-# JOBS=2 runs two trainings side by side (one thread each).
+# JOBS=2 runs two trainings side by side (one thread each). RUNS (run folders), BACKBONE (the step-1 run the
+# codecs start from), BUNDLES, SHIPPED (where the two shipped runs go) and RESULTS pick a separate tree, e.g.
+#   RUNS=runs/cpu-long BACKBONE=runs/cpu/backbone-long SHIPPED=runs/cpu-long/bundles RESULTS=runs/cpu-long/results
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SJSCC=${SJSCC:-.venv/bin/sjscc}
 CFG=sjscc/training/configs
 DATA=${DATA:-../shared/data}
-BUNDLES=${BUNDLES:-runs/cpu/bundles}
+RUNS=${RUNS:-runs/cpu}
+BACKBONE=${BACKBONE:-runs/cpu/backbone}
+BUNDLES=${BUNDLES:-$RUNS/bundles}
+SHIPPED=${SHIPPED:-bundles}
 RESULTS=${RESULTS:-docs/results}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 bundle_of() {  # the two shipped bundles live in bundles/, the rest under runs/
   case "$1" in
-    snn-T8-bsc0.15) echo bundles/default ;;
-    cnn-T8-bsc0.15) echo bundles/baseline-cnn-q8 ;;
+    snn-T8-bsc0.15) echo "$SHIPPED/default" ;;
+    cnn-T8-bsc0.15) echo "$SHIPPED/baseline-cnn-q8" ;;
     *) echo "$BUNDLES/$1" ;;
   esac
 }
@@ -28,6 +34,9 @@ bundle_of() {  # the two shipped bundles live in bundles/, the rest under runs/
 # overrides for a run name: <codec>-T<T>-<channel><p>[-<variant>]
 overrides_of() {
   local name=$1 codec t chan p variant
+  if ! [[ $name =~ ^(snn|cnn)-T[1-9][0-9]*-(bsc|bec)(0|1|0?\.[0-9]+)(-.+)?$ ]]; then
+    echo "bad run name $name: want <snn|cnn>-T<T>-<bsc|bec><p>[-<variant>], e.g. snn-T8-bsc0.15-ihfm" >&2; return 1
+  fi
   IFS=- read -r codec t chan variant <<<"$name"
   t=${t#T}; p=${chan:3}; chan=${chan:0:3}
   local o=(--set "model.codec_config.timesteps=$t" --set "channel.kind=$chan" --set "channel.p=$p")
@@ -45,13 +54,16 @@ overrides_of() {
 train_run() {
   local name=$1 bundle; bundle=$(bundle_of "$name")
   if [ -f "$bundle/manifest.json" ]; then echo "== $name: bundle exists, skipped"; return; fi
-  mapfile -t o < <(overrides_of "$name")
+  local text; text=$(overrides_of "$name") || return 1
+  mapfile -t o <<<"$text"
   echo "== $name -> $bundle"
-  local t0=$SECONDS
-  $SJSCC train --config $CFG/cpu-codec-step2.yaml --set "out=runs/cpu/$name/step2" "${o[@]}" --resume
-  $SJSCC train --config $CFG/cpu-codec-step3.yaml --set "out=runs/cpu/$name/step3" \
-    --set "init=runs/cpu/$name/step2" --set "export=$bundle" "${o[@]}" --resume
-  echo "{\"run\": \"$name\", \"wall_seconds\": $((SECONDS - t0))}" >> runs/cpu/timings.jsonl
+  local t0=$SECONDS; mkdir -p "$RUNS"
+  local cache=(--set "feature_cache=$RUNS/feature-cache")
+  $SJSCC train --config $CFG/cpu-codec-step2.yaml --set "out=$RUNS/$name/step2" --set "init=$BACKBONE" \
+    "${cache[@]}" "${o[@]}" --resume
+  $SJSCC train --config $CFG/cpu-codec-step3.yaml --set "out=$RUNS/$name/step3" \
+    --set "init=$RUNS/$name/step2" --set "export=$bundle" "${cache[@]}" "${o[@]}" --resume
+  echo "{\"run\": \"$name\", \"wall_seconds\": $((SECONDS - t0))}" >> "$RUNS/timings.jsonl"
 }
 
 eval_run() {  # a run is swept on the channel it was trained on; the two shipped bundles on both
@@ -67,13 +79,14 @@ eval_run() {  # a run is swept on the channel it was trained on; the two shipped
 
 parallel() {  # run "$fn name" for each name, JOBS at a time
   local fn=$1; shift
-  printf '%s\n' "$@" | xargs -P "${JOBS:-2}" -I{} bash -c "$(declare -f bundle_of overrides_of train_run eval_run); \
-    SJSCC=$SJSCC CFG=$CFG DATA=$DATA BUNDLES=$BUNDLES RESULTS=$RESULTS $fn {}"
+  export SJSCC CFG DATA RUNS BACKBONE BUNDLES SHIPPED RESULTS
+  printf '%s\n' "$@" | xargs -P "${JOBS:-2}" -I{} bash -c "$(declare -f bundle_of overrides_of train_run eval_run); $fn {}"
 }
 
 stage=${1:-all}; shift || true
 case "$stage" in
   backbone) $SJSCC train --config $CFG/cpu-backbone.yaml --resume ;;
+  backbone-long) $SJSCC train --config $CFG/cpu-backbone-extend.yaml --resume ;;
   default) parallel train_run snn-T8-bsc0.15 cnn-T8-bsc0.15 ;;
   fig4)
     t=${1:-8}
@@ -87,5 +100,5 @@ case "$stage" in
       until [ -f "$(bundle_of "$name")/manifest.json" ]; do sleep 20; done
       eval_run "$name"
     done ;;
-  *) echo "usage: $0 backbone|default|fig4 [T]|ablations|train NAME...|eval NAME..." >&2; exit 2 ;;
+  *) echo "usage: $0 backbone|backbone-long|default|fig4 [T]|ablations|train NAME...|eval NAME..." >&2; exit 2 ;;
 esac
