@@ -2,7 +2,7 @@
 # The CPU-scale reproduction of issue 5, stage by stage. Every stage is resumable: a finished bundle is
 # skipped, an interrupted training continues from its last epoch checkpoint.
 #   scripts/reproduce-cpu.sh backbone        step 1 (quarter-width ResNet-18 on CIFAR-10, 12 epochs)
-#   scripts/reproduce-cpu.sh backbone-long   step 1's second leg: 40 more epochs from the 12-epoch weights
+#   scripts/reproduce-cpu.sh backbone-long   step 1's second leg: 30 more epochs from the 12-epoch weights
 #   scripts/reproduce-cpu.sh default         the two shipped bundles (SNN T=8 BSC 0.15 and its CNN-q8)
 #   scripts/reproduce-cpu.sh fig4 [T]        SNN and CNN-q<T> on BSC/BEC 0.15/0.25 (T = 8 by default)
 #   scripts/reproduce-cpu.sh ablations       IF / IHF / IHF-m without the regularizer; alpha 0.3/0.7
