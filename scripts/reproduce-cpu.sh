@@ -7,20 +7,22 @@
 #   scripts/reproduce-cpu.sh fig4 [T]        SNN and CNN-q<T> on BSC/BEC 0.15/0.25 (T = 8 by default)
 #   scripts/reproduce-cpu.sh ablations       IF / IHF / IHF-m without the regularizer; alpha 0.3/0.7
 #   scripts/reproduce-cpu.sh train NAME...   named runs, e.g. snn-T4-bec0.25, cnn-T8-bsc0.15, snn-T8-bsc0.15-ihfm
-#   scripts/reproduce-cpu.sh eval NAME...    sweeps for named runs into docs/results/ (waits for the bundle)
-# JOBS=2 runs two trainings side by side (one thread each). RUNS (run folders), BACKBONE (the step-1 run the
-# codecs start from), BUNDLES, SHIPPED (where the two shipped runs go) and RESULTS pick a separate tree, e.g.
-#   RUNS=runs/cpu-long BACKBONE=runs/cpu/backbone-long SHIPPED=runs/cpu-long/bundles RESULTS=runs/cpu-long/results
+#   scripts/reproduce-cpu.sh eval NAME...    sweeps for named runs into $RESULTS (waits for the bundle)
+# JOBS=2 runs two trainings side by side (one thread each; the backbone stages use BACKBONE_THREADS=2).
+# RUNS (run folders), BACKBONE (the step-1 run the codecs start from), BUNDLES, SHIPPED (where the two shipped
+# runs go) and RESULTS pick the tree. The defaults are the shipped lineage (the 42-epoch backbone); the first,
+# 12-epoch lineage that most of docs/RESULTS.md was measured on is
+#   RUNS=runs/cpu BACKBONE=runs/cpu/backbone SHIPPED=runs/cpu/shipped RESULTS=docs/results scripts/reproduce-cpu.sh ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SJSCC=${SJSCC:-.venv/bin/sjscc}
 CFG=sjscc/training/configs
 DATA=${DATA:-../shared/data}
-RUNS=${RUNS:-runs/cpu}
-BACKBONE=${BACKBONE:-runs/cpu/backbone}
+RUNS=${RUNS:-runs/cpu-long}
+BACKBONE=${BACKBONE:-runs/cpu/backbone-long}
 BUNDLES=${BUNDLES:-$RUNS/bundles}
 SHIPPED=${SHIPPED:-bundles}
-RESULTS=${RESULTS:-docs/results}
+RESULTS=${RESULTS:-docs/results/long}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 bundle_of() {  # the two shipped bundles live in bundles/, the rest under runs/
@@ -85,8 +87,8 @@ parallel() {  # run "$fn name" for each name, JOBS at a time
 
 stage=${1:-all}; shift || true
 case "$stage" in
-  backbone) $SJSCC train --config $CFG/cpu-backbone.yaml --resume ;;
-  backbone-long) $SJSCC train --config $CFG/cpu-backbone-extend.yaml --resume ;;
+  backbone) OMP_NUM_THREADS=${BACKBONE_THREADS:-2} $SJSCC train --config $CFG/cpu-backbone.yaml --resume ;;
+  backbone-long) OMP_NUM_THREADS=${BACKBONE_THREADS:-2} $SJSCC train --config $CFG/cpu-backbone-extend.yaml --resume ;;
   default) parallel train_run snn-T8-bsc0.15 cnn-T8-bsc0.15 ;;
   fig4)
     t=${1:-8}
