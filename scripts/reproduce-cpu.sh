@@ -3,6 +3,7 @@
 # skipped, an interrupted training continues from its last epoch checkpoint.
 #   scripts/reproduce-cpu.sh backbone        step 1 (quarter-width ResNet-18 on CIFAR-10, 12 epochs)
 #   scripts/reproduce-cpu.sh backbone-long   step 1's second leg: 30 more epochs from the 12-epoch weights
+#   scripts/reproduce-cpu.sh backbone-wide   a half-width ResNet-18 (40 epochs) for the >= 90% target; not yet used
 #   scripts/reproduce-cpu.sh default         the two shipped bundles (SNN T=8 BSC 0.15 and its CNN-q8)
 #   scripts/reproduce-cpu.sh fig4 [T]        SNN and CNN-q<T> on BSC/BEC 0.15/0.25 (T = 8 by default)
 #   scripts/reproduce-cpu.sh ablations       IF / IHF / IHF-m without the regularizer; alpha 0.3/0.7
@@ -89,6 +90,7 @@ stage=${1:-all}; shift || true
 case "$stage" in
   backbone) OMP_NUM_THREADS=${BACKBONE_THREADS:-2} $SJSCC train --config $CFG/cpu-backbone.yaml --resume ;;
   backbone-long) OMP_NUM_THREADS=${BACKBONE_THREADS:-2} $SJSCC train --config $CFG/cpu-backbone-extend.yaml --resume ;;
+  backbone-wide) OMP_NUM_THREADS=${BACKBONE_THREADS:-2} $SJSCC train --config $CFG/cpu-backbone-wide.yaml --resume ;;
   default) parallel train_run snn-T8-bsc0.15 cnn-T8-bsc0.15 ;;
   fig4)
     t=${1:-8}
@@ -102,5 +104,5 @@ case "$stage" in
       until [ -f "$(bundle_of "$name")/manifest.json" ]; do sleep 20; done
       eval_run "$name"
     done ;;
-  *) echo "usage: $0 backbone|backbone-long|default|fig4 [T]|ablations|train NAME...|eval NAME..." >&2; exit 2 ;;
+  *) echo "usage: $0 backbone|backbone-long|backbone-wide|default|fig4 [T]|ablations|train NAME...|eval NAME..." >&2; exit 2 ;;
 esac
