@@ -17,11 +17,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "reproduce-cpu.sh"
 
 
-def planned(tmp_path: Path, *names: str) -> list[list[str]]:
+def run_train(tmp_path: Path, *names: str) -> subprocess.CompletedProcess:
+    """``reproduce-cpu.sh train NAMES`` in a tree under ``tmp_path``, printing the commands instead of training."""
     env = {**os.environ, "SJSCC": "echo sjscc", "RUNS": str(tmp_path / "runs"), "BACKBONE": str(tmp_path / "bb"),
            "SHIPPED": str(tmp_path / "shipped"), "JOBS": "1"}
-    out = subprocess.run(["bash", str(SCRIPT), "train", *names], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=60)
+    return subprocess.run(["bash", str(SCRIPT), "train", *names], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def planned(tmp_path: Path, *names: str) -> list[list[str]]:
+    out = run_train(tmp_path, *names)
     assert out.returncode == 0, out.stderr
     return [shlex.split(line) for line in out.stdout.splitlines() if line.startswith("sjscc train")]
 
@@ -57,9 +62,7 @@ def test_shipped_names_export_to_the_shipped_folder(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["snn-T8-bsc0.15-bogus", "rnn-T8-bsc0.15"])
 def test_unknown_names_fail(tmp_path: Path, name: str) -> None:
-    env = {**os.environ, "SJSCC": "echo sjscc", "RUNS": str(tmp_path), "JOBS": "1"}
-    out = subprocess.run(["bash", str(SCRIPT), "train", name], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=60)
+    out = run_train(tmp_path, name)
     assert out.returncode != 0
     assert "bad run name rnn" in out.stderr or "unknown variant bogus" in out.stderr
     assert "sjscc train" not in out.stdout
