@@ -3,27 +3,38 @@
 # skipped, an interrupted training continues from its last epoch checkpoint.
 #   scripts/reproduce-cpu.sh backbone        step 1 (quarter-width ResNet-18 on CIFAR-10, 12 epochs)
 #   scripts/reproduce-cpu.sh backbone-long   step 1's second leg: 30 more epochs from the 12-epoch weights
-#   scripts/reproduce-cpu.sh backbone-wide   a half-width ResNet-18 (40 epochs) for the >= 90% target; not yet used
+#   scripts/reproduce-cpu.sh backbone-wide   a half-width ResNet-18 (30 epochs) for the >= 90% target (LINEAGE=v3)
 #   scripts/reproduce-cpu.sh default         the two shipped bundles (SNN T=8 BSC 0.15 and its CNN-q8)
 #   scripts/reproduce-cpu.sh fig4 [T]        SNN and CNN-q<T> on BSC/BEC 0.15/0.25 (T = 8 by default)
 #   scripts/reproduce-cpu.sh ablations       IF / IHF / IHF-m without the regularizer; alpha 0.3/0.7
 #   scripts/reproduce-cpu.sh train NAME...   named runs, e.g. snn-T4-bec0.25, cnn-T8-bsc0.15, snn-T8-bsc0.15-ihfm
 #   scripts/reproduce-cpu.sh eval NAME...    sweeps for named runs into $RESULTS (waits for the bundle)
 # JOBS=2 runs two trainings side by side (one thread each; the backbone stages use BACKBONE_THREADS=2).
-# RUNS (run folders), BACKBONE (the step-1 run the codecs start from), BUNDLES, SHIPPED (where the two shipped
-# runs go) and RESULTS pick the tree. The defaults are the shipped lineage (the 42-epoch backbone); the first,
-# 12-epoch lineage that most of docs/RESULTS.md was measured on is
-#   RUNS=runs/cpu BACKBONE=runs/cpu/backbone SHIPPED=runs/cpu/shipped RESULTS=docs/results scripts/reproduce-cpu.sh ...
+# LINEAGE picks a backbone and the trees that go with it (each default can be overridden by RUNS (run folders),
+# BACKBONE (the step-1 run the codecs start from), BUNDLES, SHIPPED (where the two shipped runs go), RESULTS and
+# CODEC (the step-2/3 config pair)):
+#   v1  the 12-epoch quarter-width backbone most of docs/RESULTS.md was measured on (runs/cpu, docs/results)
+#   v2  the 42-epoch quarter-width backbone of the shipped bundles (runs/cpu-long, docs/results/long); default
+#   v3  the half-width backbone (backbone-wide; runs/cpu-wide, docs/results/wide, 512 bits per image at T = 8);
+#       its two "shipped" runs go to runs/cpu-wide/shipped until they are copied into bundles/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SJSCC=${SJSCC:-.venv/bin/sjscc}
 CFG=sjscc/training/configs
 DATA=${DATA:-../shared/data}
-RUNS=${RUNS:-runs/cpu-long}
-BACKBONE=${BACKBONE:-runs/cpu/backbone-long}
+case "${LINEAGE:-v2}" in
+  v1) runs=runs/cpu bb=runs/cpu/backbone shipped=runs/cpu/shipped results=docs/results codec=cpu-codec ;;
+  v2) runs=runs/cpu-long bb=runs/cpu/backbone-long shipped=bundles results=docs/results/long codec=cpu-codec ;;
+  v3) runs=runs/cpu-wide bb=runs/cpu/backbone-wide shipped=runs/cpu-wide/shipped results=docs/results/wide
+      codec=cpu-codec-wide ;;
+  *) echo "unknown LINEAGE ${LINEAGE}: want v1, v2 or v3" >&2; exit 2 ;;
+esac
+RUNS=${RUNS:-$runs}
+BACKBONE=${BACKBONE:-$bb}
 BUNDLES=${BUNDLES:-$RUNS/bundles}
-SHIPPED=${SHIPPED:-bundles}
-RESULTS=${RESULTS:-docs/results/long}
+SHIPPED=${SHIPPED:-$shipped}
+RESULTS=${RESULTS:-$results}
+CODEC=${CODEC:-$codec}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 bundle_of() {  # the two shipped bundles live in bundles/, the rest under runs/
@@ -62,9 +73,9 @@ train_run() {
   echo "== $name -> $bundle"
   local t0=$SECONDS; mkdir -p "$RUNS"
   local cache=(--set "feature_cache=$RUNS/feature-cache")
-  $SJSCC train --config $CFG/cpu-codec-step2.yaml --set "out=$RUNS/$name/step2" --set "init=$BACKBONE" \
+  $SJSCC train --config $CFG/$CODEC-step2.yaml --set "out=$RUNS/$name/step2" --set "init=$BACKBONE" \
     "${cache[@]}" "${o[@]}" --resume
-  $SJSCC train --config $CFG/cpu-codec-step3.yaml --set "out=$RUNS/$name/step3" \
+  $SJSCC train --config $CFG/$CODEC-step3.yaml --set "out=$RUNS/$name/step3" \
     --set "init=$RUNS/$name/step2" --set "export=$bundle" "${cache[@]}" "${o[@]}" --resume
   echo "{\"run\": \"$name\", \"wall_seconds\": $((SECONDS - t0))}" >> "$RUNS/timings.jsonl"
 }
@@ -82,7 +93,7 @@ eval_run() {  # a run is swept on the channel it was trained on; the two shipped
 
 parallel() {  # run "$fn name" for each name, JOBS at a time
   local fn=$1; shift
-  export SJSCC CFG DATA RUNS BACKBONE BUNDLES SHIPPED RESULTS
+  export SJSCC CFG DATA RUNS BACKBONE BUNDLES SHIPPED RESULTS CODEC
   printf '%s\n' "$@" | xargs -P "${JOBS:-2}" -I{} bash -c "$(declare -f bundle_of overrides_of train_run eval_run); $fn {}"
 }
 

@@ -17,16 +17,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "reproduce-cpu.sh"
 
 
-def run_train(tmp_path: Path, *names: str) -> subprocess.CompletedProcess:
+def run_train(tmp_path: Path, *names: str, **extra: str) -> subprocess.CompletedProcess:
     """``reproduce-cpu.sh train NAMES`` in a tree under ``tmp_path``, printing the commands instead of training."""
     env = {**os.environ, "SJSCC": "echo sjscc", "RUNS": str(tmp_path / "runs"), "BACKBONE": str(tmp_path / "bb"),
-           "SHIPPED": str(tmp_path / "shipped"), "JOBS": "1"}
+           "SHIPPED": str(tmp_path / "shipped"), "JOBS": "1", **extra}
     return subprocess.run(["bash", str(SCRIPT), "train", *names], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=60)
 
 
-def planned(tmp_path: Path, *names: str) -> list[list[str]]:
-    out = run_train(tmp_path, *names)
+def planned(tmp_path: Path, *names: str, **extra: str) -> list[list[str]]:
+    out = run_train(tmp_path, *names, **extra)
     assert out.returncode == 0, out.stderr
     return [shlex.split(line) for line in out.stdout.splitlines() if line.startswith("sjscc train")]
 
@@ -66,3 +66,19 @@ def test_unknown_names_fail(tmp_path: Path, name: str) -> None:
     assert out.returncode != 0
     assert "bad run name rnn" in out.stderr or "unknown variant bogus" in out.stderr
     assert "sjscc train" not in out.stdout
+
+
+def test_lineage_v3_trains_the_wide_codec(tmp_path: Path) -> None:
+    """The half-width backbone's split feature is (256, 4, 4): c1 = 256/8, c2 = 256/64, 512 bits at T = 8."""
+    for argv in planned(tmp_path, "snn-T8-bsc0.15", LINEAGE="v3"):
+        config = config_of(argv)
+        assert config.model.backbone.kwargs == {"width": 32}
+        codec = config.model.codec_config
+        assert (codec.in_channels, codec.c1, codec.c2, codec.timesteps) == (256, 32, 4, 8)
+        assert codec.c2 * 4 * 4 * codec.timesteps == 512
+    assert config.export == str(tmp_path / "shipped" / "default")
+
+
+def test_unknown_lineage_fails(tmp_path: Path) -> None:
+    out = run_train(tmp_path, "snn-T8-bsc0.15", LINEAGE="v9")
+    assert out.returncode == 2 and "unknown LINEAGE v9" in out.stderr and "sjscc train" not in out.stdout
