@@ -39,7 +39,11 @@ def test_shipped_bundle_is_the_promised_model(name: str) -> None:
     bundle = load_bundle(ROOT / "bundles" / name)  # verifies the weight hashes and the model_id
     manifest = bundle.manifest
     assert manifest["codec"] == SHIPPED[name] and bundle.timesteps == 8
-    assert manifest["payload_bits"] == 256 and bundle.payload_shape == [8, 2, 4, 4]
+    # the papers' ratio c2 = c/64 of the split feature's channels, T = 8 spikes (or 8-bit codes) per latent element
+    channels, height, width = manifest["feature_shape"]
+    assert manifest["latent_shape"] == [channels // 64, height, width]
+    assert bundle.payload_shape == [8, channels // 64, height, width]
+    assert manifest["payload_bits"] == 8 * channels // 64 * height * width
     assert (manifest["train_channel"]["kind"], manifest["train_channel"]["p"]) == ("bsc", 0.15)
     assert manifest["metrics"]["n_images"] == 5000 and manifest["metrics"]["split"] == "val"
     assert committed_reports(bundle.model_id), f"no eval JSON in docs/results for bundles/{name}"
