@@ -91,6 +91,10 @@ eval_run() {  # a run is swept on the channel it was trained on; the two shipped
   done
 }
 
+train_backbone() {  # step 1 alone on the machine: both cores
+  OMP_NUM_THREADS=${BACKBONE_THREADS:-2} $SJSCC train --config "$CFG/$1" --resume
+}
+
 parallel() {  # run "$fn name" for each name, JOBS at a time
   local fn=$1; shift
   export SJSCC CFG DATA RUNS BACKBONE BUNDLES SHIPPED RESULTS CODEC
@@ -99,9 +103,9 @@ parallel() {  # run "$fn name" for each name, JOBS at a time
 
 stage=${1:-all}; shift || true
 case "$stage" in
-  backbone) OMP_NUM_THREADS=${BACKBONE_THREADS:-2} $SJSCC train --config $CFG/cpu-backbone.yaml --resume ;;
-  backbone-long) OMP_NUM_THREADS=${BACKBONE_THREADS:-2} $SJSCC train --config $CFG/cpu-backbone-extend.yaml --resume ;;
-  backbone-wide) OMP_NUM_THREADS=${BACKBONE_THREADS:-2} $SJSCC train --config $CFG/cpu-backbone-wide.yaml --resume ;;
+  backbone) train_backbone cpu-backbone.yaml ;;
+  backbone-long) train_backbone cpu-backbone-extend.yaml ;;
+  backbone-wide) train_backbone cpu-backbone-wide.yaml ;;
   default) parallel train_run snn-T8-bsc0.15 cnn-T8-bsc0.15 ;;
   fig4)
     t=${1:-8}
