@@ -4,6 +4,7 @@
 #   scripts/reproduce-cpu.sh backbone        step 1 (quarter-width ResNet-18 on CIFAR-10, 12 epochs)
 #   scripts/reproduce-cpu.sh backbone-long   step 1's second leg: 30 more epochs from the 12-epoch weights
 #   scripts/reproduce-cpu.sh backbone-wide   a half-width ResNet-18 (30 epochs) for the >= 90% target (LINEAGE=v3)
+#   scripts/reproduce-cpu.sh backbone-wide-extend   its second leg: 8 epochs, label smoothing 0.1
 #   scripts/reproduce-cpu.sh default         the two shipped bundles (SNN T=8 BSC 0.15 and its CNN-q8)
 #   scripts/reproduce-cpu.sh fig4 [T]        SNN and CNN-q<T> on BSC/BEC 0.15/0.25 (T = 8 by default)
 #   scripts/reproduce-cpu.sh ablations       IF / IHF / IHF-m without the regularizer; alpha 0.3/0.7
@@ -106,6 +107,7 @@ case "$stage" in
   backbone) train_backbone cpu-backbone.yaml ;;
   backbone-long) train_backbone cpu-backbone-extend.yaml ;;
   backbone-wide) train_backbone cpu-backbone-wide.yaml ;;
+  backbone-wide-extend) train_backbone cpu-backbone-wide-extend.yaml ;;
   default) parallel train_run snn-T8-bsc0.15 cnn-T8-bsc0.15 ;;
   fig4)
     t=${1:-8}
@@ -119,5 +121,5 @@ case "$stage" in
       until [ -f "$(bundle_of "$name")/manifest.json" ]; do sleep 20; done
       eval_run "$name"
     done ;;
-  *) echo "usage: $0 backbone|backbone-long|backbone-wide|default|fig4 [T]|ablations|train NAME...|eval NAME..." >&2; exit 2 ;;
+  *) echo "usage: $0 backbone|backbone-long|backbone-wide|backbone-wide-extend|default|fig4 [T]|ablations|train NAME...|eval NAME..." >&2; exit 2 ;;
 esac

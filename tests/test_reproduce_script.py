@@ -82,3 +82,20 @@ def test_lineage_v3_trains_the_wide_codec(tmp_path: Path) -> None:
 def test_unknown_lineage_fails(tmp_path: Path) -> None:
     out = run_train(tmp_path, "snn-T8-bsc0.15", LINEAGE="v9")
     assert out.returncode == 2 and "unknown LINEAGE v9" in out.stderr and "sjscc train" not in out.stdout
+
+
+def planned_stage(stage: str) -> TrainConfig:
+    env = {**os.environ, "SJSCC": "echo sjscc"}
+    out = subprocess.run(["bash", str(SCRIPT), stage], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    (argv,) = [shlex.split(line) for line in out.stdout.splitlines() if line.startswith("sjscc train")]
+    return config_of(argv)
+
+
+@pytest.mark.parametrize(("stage", "after"), [("backbone-long", "backbone"), ("backbone-wide-extend", "backbone-wide")])
+def test_backbone_legs_chain(stage: str, after: str) -> None:
+    """A second step-1 leg starts from the first leg's output and keeps its architecture."""
+    first, second = planned_stage(after), planned_stage(stage)
+    assert first.step == second.step == 1 and not first.init
+    assert second.init == first.out and second.out != first.out
+    assert second.model.backbone == first.model.backbone

@@ -164,6 +164,25 @@ def test_alpha_changes_the_loss(synthetic_cifar10: Path, runs: dict[str, Path], 
     assert losses[0.5]["train_loss"] != losses[0.0]["train_loss"]
 
 
+def test_label_smoothing_is_the_smoothed_cross_entropy(synthetic_cifar10: Path, tmp_path: Path) -> None:
+    """One batch per epoch at the same initial weights: the logged loss is (1 - e) CE + e * mean(-log p)."""
+    losses, logits = {}, {}
+    for eps in (0.0, 0.3):
+        config = tiny_config(synthetic_cifar10, tmp_path / str(eps), 1, None, epochs=1, batch_size=100,
+                             augment=False, label_smoothing=eps)
+        trainer = Trainer(config)
+        seen: list[torch.Tensor] = []
+        trainer.net.register_forward_hook(lambda module, args, out, seen=seen: seen.append(out[0].detach()))
+        losses[eps] = trainer.train_epoch(0)["train_loss"]
+        logits[eps] = seen[0]
+    assert torch.equal(logits[0.0], logits[0.3])
+    uniform = -torch.log_softmax(logits[0.0], dim=1).mean().item()
+    assert losses[0.3] == pytest.approx(0.7 * losses[0.0] + 0.3 * uniform, abs=1e-5)
+    assert abs(losses[0.3] - losses[0.0]) > 1e-3
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\), got 1.0"):
+        Trainer(tiny_config(synthetic_cifar10, tmp_path / "bad", 1, None, label_smoothing=1.0))
+
+
 def test_cached_step2_matches_uncached(synthetic_cifar10: Path, runs: dict[str, Path], tmp_path: Path) -> None:
     """Step 2 on cached head features computes the same loss and gradients as running the frozen head."""
     trainers = {}

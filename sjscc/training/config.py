@@ -52,6 +52,8 @@ class TrainConfig:
     model: ModelSpec = field(default_factory=ModelSpec)
     alpha: float | None = 0.5
     """Target firing rate of the regularizer ``(alpha - rate)^2`` (SNN only); null turns it off."""
+    label_smoothing: float = 0.0
+    """Cross-entropy label smoothing in [0, 1); a regularizer for a backbone that overfits (train >> val)."""
     channel: ChannelConfig = field(default_factory=ChannelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)

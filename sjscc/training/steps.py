@@ -90,6 +90,8 @@ class Trainer:
             spec.codec = None
         elif spec.codec is None:
             raise ValueError(f"step {config.step} trains a codec: set model.codec (snn or cnn-q<n>)")
+        if not 0.0 <= config.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
         torch.manual_seed(config.seed)
         # channels_last: ~15% faster convolutions on CPU and on tensor cores alike
         self.model = build_split_model(spec).to(self.device, memory_format=torch.channels_last)
@@ -283,7 +285,7 @@ class Trainer:
             labels = self.train_set.labels[index].to(self.device)
             p = self._channel_p(noise) if self.channel is not None else 0.0
             logits, coded = self.net(inputs, self.channel, p, None, self.use_cache)
-            loss = nn.functional.cross_entropy(logits, labels)
+            loss = nn.functional.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
             if self.regularize and coded is not None:
                 loss = loss + firing_rate_penalty(coded.bits, cfg.alpha)
             self.optimizer.zero_grad(set_to_none=True)
