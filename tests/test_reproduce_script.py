@@ -99,3 +99,13 @@ def test_backbone_legs_chain(stage: str, after: str) -> None:
     assert first.step == second.step == 1 and not first.init
     assert second.init == first.out and second.out != first.out
     assert second.model.backbone == first.model.backbone
+
+
+def test_lineage_v3_codecs_start_from_the_last_wide_leg(tmp_path: Path) -> None:
+    env = {"RUNS": str(tmp_path / "runs"), "SHIPPED": str(tmp_path / "shipped"), "LINEAGE": "v3"}
+    out = subprocess.run(["bash", str(SCRIPT), "train", "cnn-T8-bsc0.15"], cwd=ROOT, capture_output=True, text=True,
+                         env={**{k: v for k, v in os.environ.items() if k != "BACKBONE"}, "SJSCC": "echo sjscc",
+                              "JOBS": "1", **env}, timeout=60)
+    assert out.returncode == 0, out.stderr
+    step2 = config_of(shlex.split(next(line for line in out.stdout.splitlines() if line.startswith("sjscc train"))))
+    assert step2.init == planned_stage("backbone-wide-extend").out
