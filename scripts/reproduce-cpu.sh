@@ -15,18 +15,19 @@
 # BACKBONE (the step-1 run the codecs start from), BUNDLES, SHIPPED (where the two shipped runs go), RESULTS and
 # CODEC (the step-2/3 config pair)):
 #   v1  the 12-epoch quarter-width backbone most of docs/RESULTS.md was measured on (runs/cpu, docs/results)
-#   v2  the 42-epoch quarter-width backbone of the shipped bundles (runs/cpu-long, docs/results/long); default
-#   v3  the half-width backbone (backbone-wide + backbone-wide-extend; runs/cpu-wide, docs/results/wide, 512 bits per image at T = 8);
-#       its two "shipped" runs go to runs/cpu-wide/shipped until they are copied into bundles/
+#   v2  the 42-epoch quarter-width backbone (runs/cpu-long, docs/results/long); its two "shipped" runs, shipped
+#       until v3 replaced them, go to runs/cpu-long/shipped
+#   v3  the half-width backbone of the shipped bundles (backbone-wide + backbone-wide-extend; runs/cpu-wide,
+#       docs/results/wide; 512 bits per image at T = 8); default
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SJSCC=${SJSCC:-.venv/bin/sjscc}
 CFG=sjscc/training/configs
 DATA=${DATA:-../shared/data}
-case "${LINEAGE:-v2}" in
+case "${LINEAGE:-v3}" in
   v1) runs=runs/cpu bb=runs/cpu/backbone shipped=runs/cpu/shipped results=docs/results codec=cpu-codec ;;
-  v2) runs=runs/cpu-long bb=runs/cpu/backbone-long shipped=bundles results=docs/results/long codec=cpu-codec ;;
-  v3) runs=runs/cpu-wide bb=runs/cpu/backbone-wide2 shipped=runs/cpu-wide/shipped results=docs/results/wide
+  v2) runs=runs/cpu-long bb=runs/cpu/backbone-long shipped=runs/cpu-long/shipped results=docs/results/long codec=cpu-codec ;;
+  v3) runs=runs/cpu-wide bb=runs/cpu/backbone-wide2 shipped=bundles results=docs/results/wide
       codec=cpu-codec-wide ;;
   *) echo "unknown LINEAGE ${LINEAGE}: want v1, v2 or v3" >&2; exit 2 ;;
 esac
