@@ -17,11 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "reproduce-cpu.sh"
 
 
-def run_train(tmp_path: Path, *names: str, **extra: str) -> subprocess.CompletedProcess:
-    """``reproduce-cpu.sh train NAMES`` in a tree under ``tmp_path``, printing the commands instead of training."""
+def run_train(tmp_path: Path, *names: str, stage: str = "train", **extra: str) -> subprocess.CompletedProcess:
+    """``reproduce-cpu.sh STAGE NAMES`` in a tree under ``tmp_path``, printing the commands instead of training.
+    An empty ``extra`` value falls back to the script's default (it reads ``${VAR:-default}``)."""
     env = {**os.environ, "SJSCC": "echo sjscc", "RUNS": str(tmp_path / "runs"), "BACKBONE": str(tmp_path / "bb"),
            "SHIPPED": str(tmp_path / "shipped"), "JOBS": "1", **extra}
-    return subprocess.run(["bash", str(SCRIPT), "train", *names], cwd=ROOT, env=env, capture_output=True, text=True,
+    return subprocess.run(["bash", str(SCRIPT), stage, *names], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=60)
 
 
@@ -84,28 +85,21 @@ def test_unknown_lineage_fails(tmp_path: Path) -> None:
     assert out.returncode == 2 and "unknown LINEAGE v9" in out.stderr and "sjscc train" not in out.stdout
 
 
-def planned_stage(stage: str) -> TrainConfig:
-    env = {**os.environ, "SJSCC": "echo sjscc"}
-    out = subprocess.run(["bash", str(SCRIPT), stage], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    (argv,) = [shlex.split(line) for line in out.stdout.splitlines() if line.startswith("sjscc train")]
+def planned_stage(tmp_path: Path, stage: str) -> TrainConfig:
+    """The one ``sjscc train`` call of a step-1 stage (those ignore RUNS, BACKBONE and SHIPPED)."""
+    (argv,) = planned(tmp_path, stage=stage)
     return config_of(argv)
 
 
 @pytest.mark.parametrize(("stage", "after"), [("backbone-long", "backbone"), ("backbone-wide-extend", "backbone-wide")])
-def test_backbone_legs_chain(stage: str, after: str) -> None:
+def test_backbone_legs_chain(tmp_path: Path, stage: str, after: str) -> None:
     """A second step-1 leg starts from the first leg's output and keeps its architecture."""
-    first, second = planned_stage(after), planned_stage(stage)
+    first, second = planned_stage(tmp_path, after), planned_stage(tmp_path, stage)
     assert first.step == second.step == 1 and not first.init
     assert second.init == first.out and second.out != first.out
     assert second.model.backbone == first.model.backbone
 
 
 def test_lineage_v3_codecs_start_from_the_last_wide_leg(tmp_path: Path) -> None:
-    env = {"RUNS": str(tmp_path / "runs"), "SHIPPED": str(tmp_path / "shipped"), "LINEAGE": "v3"}
-    out = subprocess.run(["bash", str(SCRIPT), "train", "cnn-T8-bsc0.15"], cwd=ROOT, capture_output=True, text=True,
-                         env={**{k: v for k, v in os.environ.items() if k != "BACKBONE"}, "SJSCC": "echo sjscc",
-                              "JOBS": "1", **env}, timeout=60)
-    assert out.returncode == 0, out.stderr
-    step2 = config_of(shlex.split(next(line for line in out.stdout.splitlines() if line.startswith("sjscc train"))))
-    assert step2.init == planned_stage("backbone-wide-extend").out
+    step2, _ = planned(tmp_path, "cnn-T8-bsc0.15", LINEAGE="v3", BACKBONE="")  # empty: the lineage's backbone
+    assert config_of(step2).init == planned_stage(tmp_path, "backbone-wide-extend").out
