@@ -143,6 +143,7 @@ class PayloadReport:
     flipped_bits: int
     erased_bits: int
     erasure_mask: bytes | None = None
+    erased_positions: bytes | None = None  # packed like the payload; only when asked for (for display)
 
 
 def apply_to_payload(
@@ -151,8 +152,13 @@ def apply_to_payload(
     shape: list[int] | tuple[int, ...],
     p: float,
     generator: torch.Generator | None = None,
+    keep_erased_positions: bool = False,
 ) -> PayloadReport:
-    """Corrupt a packed payload with the same randomness as the tensor form, and count what changed."""
+    """Corrupt a packed payload with the same randomness as the tensor form, and count what changed.
+
+    ``keep_erased_positions`` also returns which bits were erased whatever the erasure policy: the receiver
+    never sees this under the ``random`` policy, but a person inspecting the channel's damage does.
+    """
     bits = bitstream.unpack(payload, shape)
     out = channel.transmit(bits, p, generator)
     mask = None
@@ -164,6 +170,7 @@ def apply_to_payload(
         flipped_bits=int(out.flipped.sum()),
         erased_bits=int(out.erased.sum()),
         erasure_mask=mask,
+        erased_positions=bitstream.pack(out.erased.to(torch.uint8)) if keep_erased_positions else None,
     )
 
 

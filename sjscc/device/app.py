@@ -1,10 +1,11 @@
 """The device's REST endpoint (FastAPI), translation only: HTTP <-> :mod:`sjscc.device.pipeline` and
 :mod:`sjscc.device.client`, exceptions <-> status codes, results <-> the JSON answer of DESIGN.md.
 
-``POST /v1/classify`` (multipart field ``image``; query ``channel``, ``p``, ``seed``), ``GET /healthz``,
-``GET /metrics``. Every failure is a JSON ``{"detail": "..."}`` that says what went wrong: 400 bad
-parameter or empty upload, 413 too large, 415 not an image, 502 the edge refused (other model), 503 the
-edge is unreachable (the gRPC channel reconnects by itself; nothing to restart), 504 the edge timed out.
+``POST /v1/classify`` (multipart field ``image``; query ``channel``, ``p``, ``seed``, ``include=bits``),
+``GET /healthz``, ``GET /metrics``, ``GET /v1/model``, and the web page at ``/`` (static files under ``/web/``).
+Every failure is a JSON ``{"detail": "..."}`` that says what went wrong: 400 bad parameter or empty upload,
+413 too large, 415 not an image, 502 the edge refused (other model), 503 the edge is unreachable (the gRPC channel
+reconnects by itself; nothing to restart), 504 the edge timed out.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import HTTPException, RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from sjscc.device.client import (
@@ -32,7 +35,9 @@ from sjscc.device.client import (
     settings_for_request,
 )
 from sjscc.device.metrics import DeviceMetrics
+from sjscc.device.model_card import wire_format_card
 from sjscc.device.pipeline import DevicePipeline, EmptyImageError, ImageTooLargeError, NotAnImageError
+from sjscc.device.transmission import ClassifyBitsView, parse_include, transmitted_bits
 
 log = logging.getLogger("sjscc.device")
 
@@ -48,14 +53,33 @@ ERROR_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
 )
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 TOP_K = 5
+WEB_DIR = Path(__file__).resolve().parent / "web"
+# The page loads nothing from elsewhere; the uploaded picture is previewed from a blob: URL.
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'",
+                "X-Content-Type-Options": "nosniff"}
 
 
 def _ms(value: float) -> float:
     return round(value, 3)
 
 
-def create_app(pipeline: DevicePipeline, client: EdgeClient) -> FastAPI:
-    """The device app for one pipeline (model) and one edge connection."""
+def _add_page_routes(app: FastAPI, card: dict[str, Any]) -> None:
+    """The web page (a client of this REST API, no model logic) and the model card it reads."""
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)
+
+    @app.get("/v1/model", summary="what this device serves: model id, T, latent shape, classes, accuracy vs p")
+    async def model() -> dict:
+        return card
+
+    app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
+
+
+def create_app(pipeline: DevicePipeline, client: EdgeClient, card: dict[str, Any] | None = None) -> FastAPI:
+    """The device app for one pipeline (model) and one edge connection; ``card`` answers ``GET /v1/model``
+    (:func:`sjscc.device.model_card.model_card` of the bundle; the wire format alone when not given)."""
     metrics = DeviceMetrics()
     max_upload_bytes = pipeline.max_image_bytes + MULTIPART_OVERHEAD_BYTES
 
@@ -101,16 +125,20 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient) -> FastAPI:
                                            f"{pipeline.max_image_bytes} bytes of image"}, status_code=413)
         return await call_next(request)
 
-    @app.post("/v1/classify")
+    @app.post("/v1/classify", responses={200: {"model": ClassifyBitsView,
+                                               "description": "the prediction, its bits, channel and latency"}})
     async def classify(
         image: Annotated[UploadFile | None, File(description="the picture, any format Pillow reads")] = None,
         channel: Annotated[str | None, Query(description="none, bsc or bec (default: the deployment's)")] = None,
         p: Annotated[str | None, Query(description="flip/erasure probability in [0, 1]")] = None,
         seed: Annotated[str | None, Query(description="seed for a reproducible channel draw")] = None,
+        include: Annotated[str | None, Query(description="'bits': add the payload as sent and as received "
+                                                         "(base64) and the erased bits to the answer's 'bits'")] = None,
     ) -> dict:
         start = time.perf_counter()
         try:
             call = ChannelCall(settings_for_request(client.defaults, channel, p), parse_seed(seed))
+            call.keep_bits = "bits" in parse_include(include)
         except ValueError as error:
             raise fail(400, "bad_parameter", str(error)) from None
         if image is None:
@@ -134,7 +162,7 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient) -> FastAPI:
         }
         metrics.observe_success(report.kind, report.payload_bits, report.wire_bytes, report.flipped_bits,
                                 report.erased_bits, latency_ms)
-        return {
+        answer = {
             "request_id": request_id,
             "label": top[0]["label"],
             "class_index": top[0]["class_index"],
@@ -153,6 +181,9 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient) -> FastAPI:
             "edge": {"batch_size": prediction.batch_size, "queue_ms": _ms(prediction.queue_ms),
                      "compute_device": prediction.compute_device},
         }
+        if call.keep_bits:
+            answer["bits"].update(transmitted_bits(report))
+        return answer
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -167,5 +198,6 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient) -> FastAPI:
     async def prometheus_metrics() -> Response:
         return Response(metrics.render(), media_type=metrics.content_type)
 
+    _add_page_routes(app, card if card is not None else wire_format_card(pipeline))
     app.state.metrics = metrics
     return app

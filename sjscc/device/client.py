@@ -97,6 +97,11 @@ class ChannelReport:
     erased_bits: int
     wire_bytes: int
     channel_ms: float
+    # Only when the call asked to keep them (ChannelCall.keep_bits): the payload as sent, as received,
+    # and which bits were erased, each packed like the payload. For showing the channel's damage.
+    sent_payload: bytes | None = None
+    received_payload: bytes | None = None
+    erased_positions: bytes | None = None
 
 
 @dataclass
@@ -104,12 +109,14 @@ class ChannelCall:
     """One RPC's channel: its settings and seed going in, the interceptor's report coming out.
 
     ``seed=None`` draws from the deployment's random stream; a seed makes this request's corruption
-    reproducible on its own.
+    reproducible on its own. ``keep_bits`` asks the interceptor to put the sent and received payloads in
+    the report (the web page draws them).
     """
 
     settings: ChannelSettings | None = None
     seed: int | None = None
     report: ChannelReport | None = None
+    keep_bits: bool = False
 
 
 # grpc.aio runs interceptors in a task created by the call, which copies the caller's context: the
@@ -139,7 +146,9 @@ class ChannelInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         generator = torch.Generator().manual_seed(seed) if seed is not None else self._stream
         shape = [request.timesteps, *request.latent_shape]
         channel = build_channel(settings.kind, settings.erasure_policy)
-        outcome = apply_to_payload(channel, request.payload, shape, settings.p, generator)
+        keep_bits = call is not None and call.keep_bits
+        outcome = apply_to_payload(channel, request.payload, shape, settings.p, generator,
+                                   keep_erased_positions=keep_bits)
         received = sjscc_pb2.EncodedFeature()
         received.CopyFrom(request)
         received.payload = outcome.payload
@@ -148,6 +157,9 @@ class ChannelInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         report = ChannelReport(settings.kind, settings.p, seed if seed is not None else self.seed,
                                outcome.payload_bits, outcome.flipped_bits, outcome.erased_bits,
                                received.ByteSize(), (time.perf_counter() - start) * 1e3)
+        if keep_bits:
+            report.sent_payload, report.received_payload = request.payload, outcome.payload
+            report.erased_positions = outcome.erased_positions
         return received, report
 
     async def intercept_unary_unary(self, continuation, client_call_details, request):

@@ -10,6 +10,7 @@ import uvicorn
 from sjscc.common.bundle import load_bundle
 from sjscc.device.app import create_app
 from sjscc.device.client import ChannelSettings, EdgeClient, ExpectedModel, parse_seed
+from sjscc.device.model_card import model_card
 from sjscc.device.pipeline import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, DevicePipeline
 
 
@@ -31,6 +32,6 @@ def run_device(args: argparse.Namespace) -> int:
         "device model %s (%d payload bits), edge %s, channel %s p=%g seed=%s",
         pipeline.model_id, pipeline.payload_bits, args.edge, defaults.kind, defaults.p, args.seed,
     )
-    uvicorn.run(create_app(pipeline, client), host=args.host, port=args.port, log_level="info",
+    uvicorn.run(create_app(pipeline, client, model_card(bundle)), host=args.host, port=args.port, log_level="info",
                 timeout_graceful_shutdown=5)
     return 0
