@@ -20,6 +20,7 @@
   let chosen = null; // {blob, name}: the image to send
   let model = null; // GET v1/model
   let previewUrl = null;
+  let drawn = { raster: null, sweep: null }; // the last drawings' inputs, redrawn when the width changes
 
   // ---- errors -------------------------------------------------------------------------------------------
   function showError(message) {
@@ -158,6 +159,7 @@
     const raster = $("raster");
     raster.getContext("2d").clearRect(0, 0, raster.width, raster.height);
     raster.setAttribute("aria-label", "No bits");
+    drawn.raster = null;
     for (const key of ["flipped", "erased", "ones", "bits"]) delete raster.dataset[key];
   }
 
@@ -250,6 +252,7 @@
   }
 
   function drawRaster(bits, channel) {
+    drawn.raster = [bits, channel];
     const raster = $("raster");
     const count = bits.payload_bits;
     const rows = bits.timesteps;
@@ -273,8 +276,9 @@
 
     const labelWidth = 30;
     const width = canvasWidth(raster);
-    const cell = Math.max(1, Math.floor((width - labelWidth) / columns));
-    const cellHeight = Math.max(cell, 8);
+    // At least 4 px a bit: a long payload scrolls sideways in its box rather than shrinking out of sight.
+    const cell = Math.max(4, Math.floor((width - labelWidth) / columns));
+    const cellHeight = Math.max(cell, 12);
     const ratio = window.devicePixelRatio || 1;
     raster.width = Math.round((labelWidth + cell * columns) * ratio);
     raster.height = Math.round(cellHeight * rows * ratio);
@@ -344,6 +348,7 @@
   }
 
   function drawSweep(kind, points) {
+    drawn.sweep = [kind, points];
     const canvas = $("sweep");
     const curve = bundleCurve(kind);
     const clean = points[0].label;
@@ -476,5 +481,13 @@
     $("controls").addEventListener("submit", onClassify);
     $("run-sweep").addEventListener("click", onSweep);
     loadModel();
+    let pending = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(pending);
+      pending = setTimeout(() => {
+        if (drawn.raster) drawRaster(...drawn.raster);
+        if (drawn.sweep) drawSweep(...drawn.sweep);
+      }, 100);
+    });
   });
 })();
