@@ -231,7 +231,8 @@ def run_demo(args: argparse.Namespace) -> int:
             print()
             print(format_summary(results))
             if args.serve:
-                print(f"\nserving: POST {base_url}/v1/classify (multipart field 'image'; ?channel=&p=&seed=), "
+                print(f"\nweb page: {base_url}/ (open it in a browser)")
+                print(f"serving: POST {base_url}/v1/classify (multipart field 'image'; ?channel=&p=&seed=), "
                       f"GET {base_url}/healthz, GET {base_url}/metrics; edge gRPC on {edge_address}. Ctrl+C stops.")
                 while all(s.process.poll() is None for s in services):
                     time.sleep(0.5)
