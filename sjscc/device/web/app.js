@@ -20,7 +20,7 @@
   let chosen = null; // {blob, name}: the image to send
   let model = null; // GET v1/model
   let previewUrl = null;
-  let drawn = { raster: null, sweep: null }; // the last drawings' inputs, redrawn when the width changes
+  const drawn = { raster: null, sweep: null }; // the last drawings' inputs, redrawn when the width changes
 
   // ---- errors -------------------------------------------------------------------------------------------
   function showError(message) {
@@ -63,6 +63,7 @@
       button.setAttribute("aria-pressed", String(button.dataset.name === name));
     }
     clearError();
+    clearSweep(); // the sweep belongs to the image it was run on
   }
 
   async function chooseSample(button) {
@@ -347,6 +348,15 @@
     }
   }
 
+  function clearSweep() {
+    const canvas = $("sweep");
+    canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+    canvas.setAttribute("aria-label", "No sweep yet");
+    delete canvas.dataset.points;
+    $("sweep-legend").replaceChildren();
+    drawn.sweep = null;
+  }
+
   function drawSweep(kind, points) {
     drawn.sweep = [kind, points];
     const canvas = $("sweep");
@@ -382,7 +392,7 @@
     }
     context.textAlign = "center";
     context.textBaseline = "top";
-    const step = pMax > 0.5 ? 0.1 : 0.05;
+    const step = pMax > 0.5 || width < 500 ? 0.1 : 0.05;
     for (let p = 0; p <= pMax + 1e-9; p += step) {
       context.fillText(p.toFixed(2).replace(/0$/, ""), x(p), box.bottom + 6);
     }
