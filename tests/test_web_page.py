@@ -154,6 +154,40 @@ def submit_and_wait_for_error(driver) -> str:
     return driver.find_element(By.ID, "error").text
 
 
+def test_the_page_says_when_no_image_is_chosen(running, browser) -> None:
+    browser.get(running.url + "/")
+    text = submit_and_wait_for_error(browser)
+    assert "Choose an image first" in text
+
+
+def test_a_sample_or_a_dropped_file_is_what_gets_classified(running, browser) -> None:
+    driver = browser
+    driver.get(running.url + "/")
+    Select(driver.find_element(By.ID, "channel")).select_by_value("none")
+    sample = driver.find_element(By.CSS_SELECTOR, "button.sample[data-name='coffee.jpg']")
+    sample.send_keys(Keys.ENTER)  # a button: the keyboard picks it
+    wait(driver, lambda d: "coffee.jpg" in d.find_element(By.ID, "image-name").text, "the sample's name")
+    assert sample.get_attribute("aria-pressed") == "true"
+    driver.find_element(By.ID, "classify").click()
+    wait(driver, lambda d: d.find_element(By.ID, "raster").get_attribute("data-bits") is not None, "the answer")
+    coffee = httpx.get(running.url + "/web/samples/coffee.jpg", timeout=10).content
+    reply = httpx.post(running.url + "/v1/classify", params={"channel": "none"},
+                       files={"image": ("coffee.jpg", coffee, "image/jpeg")}, timeout=30).json()
+    assert driver.find_element(By.ID, "result-label").text == reply["label"]
+    assert driver.find_element(By.ID, "raster").get_attribute("data-flipped") == ""
+
+    # A file dropped on the form replaces the choice (a synthetic drop: WebDriver cannot drag from the desktop).
+    driver.execute_script("""
+        const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], "dropped.jpg", {type: "image/jpeg"}));
+        document.getElementById("controls").dispatchEvent(
+            new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+    """, base64.b64encode(coffee).decode())
+    wait(driver, lambda d: "dropped.jpg" in d.find_element(By.ID, "image-name").text, "the dropped file")
+    assert sample.get_attribute("aria-pressed") == "false"
+
+
 def test_the_page_shows_what_the_api_answers_then_the_failures(running, browser, photo_file, artifacts) -> None:
     driver = browser
     driver.get(running.url + "/")
@@ -254,12 +288,6 @@ def test_the_page_shows_what_the_api_answers_then_the_failures(running, browser,
     text = submit_and_wait_for_error(driver)
     assert "HTTP 503" in text and "unavailable" in text, text
     full_page_screenshot(driver, artifacts / "web-edge-down.png", 1280)
-
-
-def test_the_page_says_when_no_image_is_chosen(running, browser) -> None:
-    browser.get(running.url + "/")
-    text = submit_and_wait_for_error(browser)
-    assert "Choose an image first" in text
 
 
 def test_the_page_and_its_files_are_served_without_outside_references(running) -> None:
