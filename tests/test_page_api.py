@@ -28,7 +28,7 @@ from sjscc.device.client import (
     EdgeClient,
     ExpectedModel,
 )
-from sjscc.device.model_card import accuracy_curves, model_card
+from sjscc.device.model_card import ModelCard, accuracy_curves, model_card
 from sjscc.device.pipeline import DevicePipeline
 from sjscc.device.transmission import parse_include, transmitted_bits
 from sjscc.proto import sjscc_pb2
@@ -130,12 +130,14 @@ def test_curves_come_from_this_models_reports_only(tiny_bundle, tmp_path) -> Non
     assert [(c["channel"], c["source"], len(c["points"])) for c in card["accuracy_curves"]] == [
         ("bec", "manifest.json metrics", 1), ("bsc", "results/bsc.json", 3)]
     assert card["metrics"] == {"clean_accuracy": 0.7}
+    ModelCard.model_validate(card)
     assert card["payload_bits"] == 512 and card["timesteps"] == 4 and card["latent_shape"] == [2, 8, 8]
 
 
 def test_the_shipped_bundle_carries_its_own_accuracy_against_p() -> None:
     bundle = load_bundle(ROOT / "bundles" / "default")
     card = model_card(bundle)
+    ModelCard.model_validate(card)  # what the OpenAPI document declares
     curves = {curve["channel"]: curve for curve in card["accuracy_curves"]}
     assert set(curves) == {"bsc", "bec"}
     for curve in curves.values():
@@ -166,6 +168,18 @@ def test_the_app_serves_the_page_its_files_and_the_model_card(app_client, tiny_b
     card = app_client.get("/v1/model").json()
     assert card["model_id"] == tiny_bundle.model_id and card["classes"] == tiny_bundle.classes
     assert card["accuracy_curves"] == []
+    ModelCard.model_validate(card)
+
+
+def test_without_a_card_the_app_still_says_its_wire_format(tiny_bundle) -> None:
+    pipeline = DevicePipeline(tiny_bundle)
+    expected = ExpectedModel(pipeline.model_id, pipeline.codec, pipeline.timesteps, pipeline.latent_shape)
+    edge = EdgeClient(f"127.0.0.1:{free_port()}", expected, ChannelSettings(), rpc_timeout_s=2.0)
+    with TestClient(create_app(pipeline, edge)) as client:
+        card = client.get("/v1/model").json()
+    assert (card["model_id"], card["timesteps"], card["latent_shape"], card["payload_bits"]) == (
+        tiny_bundle.model_id, 4, [2, 8, 8], 512)
+    ModelCard.model_validate(card)
 
 
 def test_a_bad_include_is_refused_by_name_before_the_edge_is_asked(app_client) -> None:
@@ -181,4 +195,6 @@ def test_the_openapi_document_declares_include_and_the_bits_fields(app_client) -
     assert "include" in [parameter["name"] for parameter in classify["parameters"]]
     bits = spec["components"]["schemas"]["PayloadBits"]["properties"]
     assert {"payload_bits", "wire_bytes", "sent", "received", "erased"} <= set(bits)
-    assert "/v1/model" in spec["paths"]
+    model = spec["paths"]["/v1/model"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert model["$ref"].endswith("/ModelCard")
+    assert "accuracy_curves" in spec["components"]["schemas"]["ModelCard"]["properties"]

@@ -35,7 +35,7 @@ from sjscc.device.client import (
     settings_for_request,
 )
 from sjscc.device.metrics import DeviceMetrics
-from sjscc.device.model_card import wire_format_card
+from sjscc.device.model_card import ModelCard, wire_format_card
 from sjscc.device.pipeline import DevicePipeline, EmptyImageError, ImageTooLargeError, NotAnImageError
 from sjscc.device.transmission import ClassifyBitsView, parse_include, transmitted_bits
 
@@ -70,7 +70,8 @@ def _add_page_routes(app: FastAPI, card: dict[str, Any]) -> None:
     async def page() -> FileResponse:
         return FileResponse(WEB_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
-    @app.get("/v1/model", summary="what this device serves: model id, T, latent shape, classes, accuracy vs p")
+    @app.get("/v1/model", summary="what this device serves: model id, T, latent shape, classes, accuracy vs p",
+             responses={200: {"model": ModelCard, "description": "the served bundle's identity and accuracy"}})
     async def model() -> dict:
         return card
 

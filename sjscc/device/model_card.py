@@ -15,6 +15,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from sjscc.common.bundle import Bundle, BundleHalf
 
 log = logging.getLogger("sjscc.device")
@@ -22,6 +24,37 @@ log = logging.getLogger("sjscc.device")
 MAX_REPORT_BYTES = 1_000_000
 MAX_REPORTS = 20
 CARD_METRICS = ("dataset", "split", "n_images", "clean_accuracy", "firing_rate")
+
+
+class AccuracyPoint(BaseModel):
+    p: float
+    accuracy_mean: float
+    accuracy_std: float
+
+
+class AccuracyCurve(BaseModel):
+    channel: str = Field(description="the channel swept: bsc, bec, ...")
+    source: str = Field(description="where in the bundle the report was found")
+    dataset: str | None = None
+    split: str | None = None
+    n_images: int | None = None
+    points: list[AccuracyPoint] = Field(description="sorted by p")
+
+
+class ModelCard(BaseModel):
+    """The answer of ``GET /v1/model`` (OpenAPI documentation; the route returns the card as built)."""
+
+    model_id: str
+    codec: str | None = None
+    backbone: str | None = None
+    split: str | None = None
+    timesteps: int
+    latent_shape: list[int] = Field(description="[c2, h2, w2]")
+    payload_bits: int = Field(description="T x c2 x h2 x w2")
+    classes: list[str]
+    train_channel: dict[str, Any] | None = None
+    metrics: dict[str, Any] = Field(description="clean_accuracy, dataset, split, n_images, firing_rate when known")
+    accuracy_curves: list[AccuracyCurve] = Field(description="the bundle's accuracy against p, when it carries any")
 
 
 def _curve_rows(rows: object) -> dict[str, list[dict[str, float]]]:
