@@ -1,11 +1,12 @@
 """The device's REST endpoint (FastAPI), translation only: HTTP <-> :mod:`sjscc.device.pipeline` and
 :mod:`sjscc.device.client`, exceptions <-> status codes, results <-> the JSON answer of DESIGN.md.
 
-``POST /v1/classify`` (multipart field ``image``; query ``channel``, ``p``, ``seed``, ``include=bits``),
-``GET /healthz``, ``GET /metrics``, ``GET /v1/model``, and the web page at ``/`` (static files under ``/web/``).
-Every failure is a JSON ``{"detail": "..."}`` that says what went wrong: 400 bad parameter or empty upload,
-413 too large, 415 not an image, 502 the edge refused (other model), 503 the edge is unreachable (the gRPC channel
-reconnects by itself; nothing to restart), 504 the edge timed out.
+``POST /v1/classify`` (multipart field ``image``; query ``channel``, ``p``, ``seed``), ``GET /healthz``,
+``GET /metrics``. Every failure is a JSON ``{"detail": "..."}`` that says what went wrong: 400 bad
+parameter or empty upload, 413 too large, 415 not an image, 502 the edge refused (other model), 503 the
+edge is unreachable (the gRPC channel reconnects by itself; nothing to restart), 504 the edge timed out.
+
+For the web page: ``GET /`` (its files under ``/web/``), ``GET /v1/model``, and ``include=bits`` on classify.
 """
 
 from __future__ import annotations
