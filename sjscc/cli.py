@@ -142,9 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=["test", "val"], default="test",
                           help="test split, or the seeded stratified validation split training used "
                                "(val_fraction and split_seed read from the bundle)")
-    evaluate.add_argument("--channel", default="bsc", metavar="bsc|bec|bsc,bec", help="channel kind(s) to sweep")
+    evaluate.add_argument("--channel", default="bsc", metavar="bsc|bec|ge|bsc,ge",
+                          help="channel kind(s) to sweep: bsc, bec, ge (Gilbert-Elliott bursts, see --burst)")
     evaluate.add_argument("--p", default="0,0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.45,0.5", metavar="P,P,...",
-                          help="comma-separated bit error / erasure probabilities")
+                          help="comma-separated bit error / erasure probabilities (ge: mean bit error rates)")
+    evaluate.add_argument("--burst", type=float, default=8.0, metavar="L",
+                          help="ge only: mean burst length in bits (a run of consecutive bit errors), >= 1; "
+                               "p may be at most L/(L+1)")
+    evaluate.add_argument("--interleave", type=int, default=None, metavar="SEED",
+                          help="spread bursts with the seeded bit interleaver SEED (a permutation of each "
+                               "payload before the channel, inverted after); default: none")
+    evaluate.add_argument("--energy-images", type=int, default=200, metavar="N",
+                          help="estimate energy per image (MACs, accumulates from measured firing rates) on "
+                               "the first N images into the JSON's 'energy' (0: skip)")
     evaluate.add_argument("--repeats", type=int, default=10, help="channel draws per p (mean ± std over them)")
     evaluate.add_argument("--seed", type=int, default=0, help="base seed of the channel noise")
     evaluate.add_argument("--batch-size", type=int, default=500, help="images per batch")
