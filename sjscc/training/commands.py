@@ -27,7 +27,7 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.limit < 0:
         raise ValueError(f"--limit must be >= 0, got {args.limit}")
-    burst, interleave, energy_images = parse_link_options(args)
+    burst, interleave, energy_images = parse_link_options(args, channels, probabilities)
     bundles = args.bundle or [args.bundle_default]
     reports = []
     for bundle in bundles:
@@ -49,11 +49,16 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_link_options(args: argparse.Namespace) -> tuple[float, int | None, int]:
-    """``--burst`` (GE's mean burst length), ``--interleave`` (interleaver seed or none), ``--energy-images``."""
-    from sjscc.common.channels import DEFAULT_BURST, check_burst
+def parse_link_options(args: argparse.Namespace, channels: list[str],
+                       probabilities: list[float]) -> tuple[float, int | None, int]:
+    """``--burst`` (GE's mean burst length), ``--interleave`` (interleaver seed or none), ``--energy-images``;
+    every GE (p, L) is checked before any image is encoded."""
+    from sjscc.common.channels import DEFAULT_BURST, check_burst, gilbert_elliott_transitions
 
     burst = check_burst(getattr(args, "burst", DEFAULT_BURST))
+    if "ge" in channels:
+        for p in probabilities:
+            gilbert_elliott_transitions(p, burst)
     interleave = getattr(args, "interleave", None)
     if interleave is not None and interleave < 0:
         raise ValueError(f"--interleave must be a seed >= 0, got {interleave}")
