@@ -95,10 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     device.add_argument("--edge", default=env_default("edge", "127.0.0.1:50051"), help="edge address H:P")
     device.add_argument("--host", default=env_default("device_host", "127.0.0.1"), help="address to bind")
     device.add_argument("--port", type=int, default=int(env_default("device_port", 8000)), help="port to bind")
-    device.add_argument("--channel", choices=["none", "bsc", "bec"], default=env_default("channel", "none"),
-                        help="channel applied to the payload bits")
+    device.add_argument("--channel", choices=["none", "bsc", "bec", "ge"], default=env_default("channel", "none"),
+                        help="channel applied to the payload bits (ge: Gilbert-Elliott bursts)")
     device.add_argument("--p", type=float, default=float(env_default("p", 0.0)),
-                        help="bit error (BSC) or erasure (BEC) probability")
+                        help="bit error (BSC), erasure (BEC) probability or mean bit error rate (GE)")
+    device.add_argument("--burst", default=env_default("burst", "8"), metavar="L",
+                        help="ge: mean burst length in bits (runs of consecutive bit errors), >= 1")
+    device.add_argument("--interleave", default=env_default("interleave", None), metavar="SEED",
+                        help="seed of the bit interleaver around the channel (default: none)")
     device.add_argument("--seed", default=env_default("seed", None),
                         help="channel seed, an integer (default: fresh randomness)")
     device.add_argument("--erasure-policy", choices=["random", "zero", "mask"],
