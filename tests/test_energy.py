@@ -98,3 +98,14 @@ def test_default_constants_are_horowitz_45nm() -> None:
 def test_no_images_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one image"):
         estimate_energy(_TinySplit(), [])
+
+
+def test_bench_energy_of_a_bundle_on_real_photos(tiny_bundle) -> None:
+    from sjscc.bench import bundle_energy
+    from sjscc.common.energy import format_energy
+
+    energy = bundle_energy(str(tiny_bundle.path))
+    assert energy["images"] == 5 and energy["inputs"] == "scikit-image sample photos"
+    assert energy["device"]["macs"] > 0 and energy["edge"]["parts"]["reconstructor"]["accumulates"] > 0
+    text = format_energy(energy)
+    assert text.startswith("  energy per image over 5 images") and "device" in text and "edge" in text

@@ -158,3 +158,15 @@ def estimate_energy(model: nn.Module, batches: Iterable[torch.Tensor],
                    "(real input) on convolutions and matrix products; batch norm, neurons, pooling, additions "
                    "not counted",
     }
+
+
+def format_energy(energy: dict[str, Any]) -> str:
+    """An :func:`estimate_energy` report as text: the total, then one line per half with its parts."""
+    lines = [f"  energy per image over {energy['images']} images ({energy['constants']['pj_per_mac']} pJ/MAC, "
+             f"{energy['constants']['pj_per_ac']} pJ/AC): total {energy['total_energy_uj']:.2f} uJ"]
+    for half in ("device", "edge"):
+        h = energy[half]
+        parts = ", ".join(f"{name} {part['energy_uj']:.2f}" for name, part in h["parts"].items())
+        lines.append(f"    {half:<6} {h['macs'] / 1e6:9.2f} M MAC {h['accumulates'] / 1e6:9.2f} M AC "
+                     f"{h['energy_uj']:8.2f} uJ  ({parts})")
+    return "\n".join(lines)

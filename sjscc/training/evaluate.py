@@ -31,6 +31,7 @@ import torch
 from sjscc.common.bundle import Bundle, load_bundle
 from sjscc.common.channels import CHANNELS, DEFAULT_BURST, build_channel, check_burst, check_probability
 from sjscc.common.devices import select_device
+from sjscc.common.energy import estimate_energy, format_energy
 from sjscc.common.model import SplitModel
 from sjscc.training.data import DataError, ImageSet, Normalize, first, load_split
 
@@ -224,8 +225,6 @@ def energy_report(model: SplitModel, data: ImageSet, normalize: Normalize, devic
     Counted on the CPU in float32 whatever ``device`` evaluated, since the counts do not depend on where the
     model runs and SpikingJelly's counters intercept CPU operators reliably; the model is put back after.
     """
-    from sjscc.common.energy import estimate_energy
-
     n = min(images, len(data))
     model.to("cpu")
     try:
@@ -233,21 +232,6 @@ def energy_report(model: SplitModel, data: ImageSet, normalize: Normalize, devic
         return estimate_energy(model, batches)
     finally:
         model.to(device)
-
-
-def format_energy(report: dict[str, Any]) -> str:
-    """One line per half: MACs, accumulates and energy per image."""
-    energy = report.get("energy")
-    if not energy:
-        return ""
-    lines = [f"  energy per image over {energy['images']} images ({energy['constants']['pj_per_mac']} pJ/MAC, "
-             f"{energy['constants']['pj_per_ac']} pJ/AC): total {energy['total_energy_uj']:.2f} uJ"]
-    for half in ("device", "edge"):
-        h = energy[half]
-        parts = ", ".join(f"{name} {part['energy_uj']:.2f}" for name, part in h["parts"].items())
-        lines.append(f"    {half:<6} {h['macs'] / 1e6:9.2f} M MAC {h['accumulates'] / 1e6:9.2f} M AC "
-                     f"{h['energy_uj']:8.2f} uJ  ({parts})")
-    return "\n".join(lines)
 
 
 def _channel_label(row: dict[str, Any]) -> str:
@@ -356,5 +340,5 @@ def format_table(reports: Sequence[dict[str, Any]]) -> str:
             lines.append(f"  {_channel_label(row):<14}{row['p']:>7.3f}  {row['accuracy_mean']:>13.4f}  "
                          f"{row['accuracy_std']:>7.4f}  {row['repeats']:>7d}")
         if report.get("energy"):
-            lines.append(format_energy(report))
+            lines.append(format_energy(report["energy"]))
     return "\n".join(lines)
