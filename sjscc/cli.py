@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     # --- evaluation and benchmarks (sjscc/training, sjscc/bench.py) -------------------------------
     evaluate = sub.add_parser(
         "eval", help="accuracy over a channel sweep, repeated, as JSON (+ plot)",
-        description="Accuracy of one or more bundles over BSC/BEC at each p, repeated with fresh channel noise "
+        description="Accuracy of one or more bundles over BSC/BEC/GE at each p, repeated with fresh channel noise "
                     "(mean ± std). Head and encoder run once per bundle; each (p, repeat) reruns only channel, "
                     "decoder and tail, with noise seeded from (seed, repeat, p index).")
     evaluate.add_argument("--bundle", action="append", metavar="DIR",
