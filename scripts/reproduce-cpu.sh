@@ -8,8 +8,16 @@
 #   scripts/reproduce-cpu.sh default         the two shipped bundles (SNN T=8 BSC 0.15 and its CNN-q8)
 #   scripts/reproduce-cpu.sh fig4 [T]        SNN and CNN-q<T> on BSC/BEC 0.15/0.25 (T = 8 by default)
 #   scripts/reproduce-cpu.sh ablations       IF / IHF / IHF-m without the regularizer; alpha 0.3/0.7
-#   scripts/reproduce-cpu.sh train NAME...   named runs, e.g. snn-T4-bec0.25, cnn-T8-bsc0.15, snn-T8-bsc0.15-ihfm
-#   scripts/reproduce-cpu.sh eval NAME...    sweeps for named runs into $RESULTS (waits for the bundle)
+#   scripts/reproduce-cpu.sh ladder          the matched-bits CNN ladder: 1-, 2-, 4-bit quantizers on c2*8/n channels
+#                                            (512 bits like the shipped pair; the 8-bit rung is the shipped CNN-q8)
+#   scripts/reproduce-cpu.sh seeds           training seeds 1 and 2 of the SNN, CNN-q8 and CNN-q1 (seed 0: the runs
+#                                            above), for paired SNN - CNN gaps (scripts/results_tables.py --gap-*)
+#   scripts/reproduce-cpu.sh bursts          the SNN, CNN-q8 and CNN-q1 on the Gilbert-Elliott channel (mean burst
+#                                            BURST=8 bits), without and with the bit interleaver
+#   scripts/reproduce-cpu.sh train NAME...   named runs, e.g. snn-T4-bec0.25, cnn-T8-bsc0.15, snn-T8-bsc0.15-ihfm;
+#                                            variants can be chained: cnn-T1-bsc0.15-c32-s2 (c2 = 32, training seed 2)
+#   scripts/reproduce-cpu.sh eval NAME...    sweeps for named runs into $RESULTS (waits for the bundle); SWEEPS picks
+#                                            the channels (bsc, bec, ge, ge-il: GE with the interleaver INTERLEAVE)
 # JOBS=2 runs two trainings side by side (one thread each; the backbone stages use BACKBONE_THREADS=2).
 # LINEAGE picks a backbone and the trees that go with it (each default can be overridden by RUNS (run folders),
 # BACKBONE (the step-1 run the codecs start from), BUNDLES, SHIPPED (where the two shipped runs go), RESULTS and
@@ -47,9 +55,10 @@ bundle_of() {  # the two shipped bundles live in bundles/, the rest under runs/
   esac
 }
 
-# overrides for a run name: <codec>-T<T>-<channel><p>[-<variant>]
+# overrides for a run name: <codec>-T<T>-<channel><p>[-<variant>...]; a variant is a neuron (if, ihf, ihfm),
+# a regularizer target (a0.3), the latent channels c2 (c32) or the training seed (s1)
 overrides_of() {
-  local name=$1 codec t chan p variant
+  local name=$1 codec t chan p variant part
   if ! [[ $name =~ ^(snn|cnn)-T[1-9][0-9]*-(bsc|bec)(0|1|0?\.[0-9]+)(-.+)?$ ]]; then
     echo "bad run name $name: want <snn|cnn>-T<T>-<bsc|bec><p>[-<variant>], e.g. snn-T8-bsc0.15-ihfm" >&2; return 1
   fi
@@ -57,13 +66,17 @@ overrides_of() {
   t=${t#T}; p=${chan:3}; chan=${chan:0:3}
   local o=(--set "model.codec_config.timesteps=$t" --set "channel.kind=$chan" --set "channel.p=$p")
   if [ "$codec" = cnn ]; then o+=(--set "model.codec=cnn-q$t" --set alpha=null); fi
-  case "$variant" in
-    "") ;;
-    if|ihf|ihf-m) o+=(--set "model.codec_config.reconstructor_neuron=$variant" --set alpha=null) ;;
-    ihfm) o+=(--set "model.codec_config.reconstructor_neuron=ihf-m" --set alpha=null) ;;
-    a0.3|a0.5|a0.7) o+=(--set "alpha=${variant#a}") ;;
-    *) echo "unknown variant $variant" >&2; return 1 ;;
-  esac
+  variant=${variant//ihf-m/ihfm}
+  for part in ${variant//-/ }; do
+    case "$part" in
+      if|ihf) o+=(--set "model.codec_config.reconstructor_neuron=$part" --set alpha=null) ;;
+      ihfm) o+=(--set "model.codec_config.reconstructor_neuron=ihf-m" --set alpha=null) ;;
+      a0.3|a0.5|a0.7) o+=(--set "alpha=${part#a}") ;;
+      c[1-9]|c[1-9][0-9]|c[1-9][0-9][0-9]) o+=(--set "model.codec_config.c2=${part#c}") ;;
+      s[0-9]|s[1-9][0-9]) o+=(--set "seed=${part#s}") ;;
+      *) echo "unknown variant $part" >&2; return 1 ;;
+    esac
+  done
   printf '%s\n' "${o[@]}"
 }
 
@@ -86,10 +99,14 @@ eval_run() {  # a run is swept on the channel it was trained on; the two shipped
   local name=$1 bundle chan sweeps; bundle=$(bundle_of "$name"); mkdir -p "$RESULTS"
   case "$name" in *-T8-bsc0.15) sweeps="bsc bec" ;; *-bec*) sweeps=bec ;; *) sweeps=bsc ;; esac
   for chan in ${SWEEPS:-$sweeps}; do
-    local ps="0,0.05,0.1,0.15,0.2,0.25,0.3,0.35"; [ $chan = bec ] && ps="0,0.1,0.2,0.3,0.4,0.5,0.6"
+    local ps="0,0.05,0.1,0.15,0.2,0.25,0.3,0.35" link=(); [ $chan = bec ] && ps="0,0.1,0.2,0.3,0.4,0.5,0.6"
+    case $chan in  # the burst channel at the BSC sweep's mean error rates, mean burst BURST bits
+      ge) link=(--burst "${BURST:-8}") ;;
+      ge-il) link=(--burst "${BURST:-8}" --interleave "${INTERLEAVE:-1}") ;;
+    esac
     [ -f "$RESULTS/$name-$chan.json" ] && continue
-    $SJSCC eval --bundle "$bundle" --data-root "$DATA" --dataset cifar10 --split val --channel $chan \
-      --p "$ps" --repeats 10 --out "$RESULTS/$name-$chan.json"
+    $SJSCC eval --bundle "$bundle" --data-root "$DATA" --dataset cifar10 --split val --channel ${chan%-il} \
+      --p "$ps" --repeats 10 "${link[@]}" --out "$RESULTS/$name-$chan.json"
   done
 }
 
@@ -117,10 +134,15 @@ case "$stage" in
   ablations)
     parallel train_run snn-T8-bsc0.15-if snn-T8-bsc0.15-ihf snn-T8-bsc0.15-ihfm snn-T8-bsc0.25-if \
       snn-T8-bsc0.25-ihf snn-T8-bsc0.25-ihfm snn-T8-bsc0.15-a0.3 snn-T8-bsc0.15-a0.7 ;;
+  ladder) parallel train_run cnn-T1-bsc0.15-c32 cnn-T2-bsc0.15-c16 cnn-T4-bsc0.15-c8 ;;
+  seeds)
+    parallel train_run snn-T8-bsc0.15-s1 snn-T8-bsc0.15-s2 cnn-T8-bsc0.15-s1 cnn-T8-bsc0.15-s2 \
+      cnn-T1-bsc0.15-c32-s1 cnn-T1-bsc0.15-c32-s2 ;;
+  bursts) for name in snn-T8-bsc0.15 cnn-T8-bsc0.15 cnn-T1-bsc0.15-c32; do SWEEPS="ge ge-il" eval_run "$name"; done ;;
   train) parallel train_run "$@" ;;
   eval) for name in "$@"; do  # in order, each as soon as its bundle exists
       until [ -f "$(bundle_of "$name")/manifest.json" ]; do sleep 20; done
       eval_run "$name"
     done ;;
-  *) echo "usage: $0 backbone|backbone-long|backbone-wide|backbone-wide-extend|default|fig4 [T]|ablations|train NAME...|eval NAME..." >&2; exit 2 ;;
+  *) echo "usage: $0 backbone|backbone-long|backbone-wide|backbone-wide-extend|default|fig4 [T]|ablations|ladder|seeds|bursts|train NAME...|eval NAME..." >&2; exit 2 ;;
 esac

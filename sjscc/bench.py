@@ -273,6 +273,22 @@ def parse_batch_sizes(text: str | list[int]) -> list[int]:
     return sizes
 
 
+def bundle_energy(bundle_path: str) -> dict[str, Any]:
+    """Energy per image of a bundle's halves (:mod:`sjscc.common.energy`), its firing rates measured on the
+    photos shipped with scikit-image, preprocessed as the device does (real pictures, not random inputs)."""
+    from sjscc.common.bundle import load_bundle
+    from sjscc.common.energy import estimate_energy
+    from sjscc.demo import sample_images
+    from sjscc.device.pipeline import decode_image, preprocess
+
+    bundle = load_bundle(bundle_path)
+    model = bundle.build(device=torch.device("cpu"))
+    spec = bundle.spec
+    images = torch.stack([preprocess(decode_image(data), spec.image_size, spec.mean, spec.std)
+                          for _, data in sample_images()])
+    return {**estimate_energy(model, [images]), "inputs": "scikit-image sample photos"}
+
+
 def run_bench(args: argparse.Namespace) -> int:
     """``sjscc bench``: benchmark, print the table, save the JSON report when ``--out`` is given."""
     args.batch_sizes = parse_batch_sizes(args.batch_sizes)
@@ -280,6 +296,11 @@ def run_bench(args: argparse.Namespace) -> int:
         raise ValueError(f"--iterations must be at least 1, got {args.iterations}")
     report = benchmark(args)
     print(format_table(report))
+    if args.bundle:
+        from sjscc.common.energy import format_energy
+
+        report["energy"] = bundle_energy(args.bundle)
+        print(format_energy(report["energy"]))
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -95,10 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     device.add_argument("--edge", default=env_default("edge", "127.0.0.1:50051"), help="edge address H:P")
     device.add_argument("--host", default=env_default("device_host", "127.0.0.1"), help="address to bind")
     device.add_argument("--port", type=int, default=int(env_default("device_port", 8000)), help="port to bind")
-    device.add_argument("--channel", choices=["none", "bsc", "bec"], default=env_default("channel", "none"),
-                        help="channel applied to the payload bits")
+    device.add_argument("--channel", choices=["none", "bsc", "bec", "ge"], default=env_default("channel", "none"),
+                        help="channel applied to the payload bits (ge: Gilbert-Elliott bursts)")
     device.add_argument("--p", type=float, default=float(env_default("p", 0.0)),
-                        help="bit error (BSC) or erasure (BEC) probability")
+                        help="bit error (BSC), erasure (BEC) probability or mean bit error rate (GE)")
+    device.add_argument("--burst", default=env_default("burst", "8"), metavar="L",
+                        help="ge: mean burst length in bits (runs of consecutive bit errors), >= 1")
+    device.add_argument("--interleave", default=env_default("interleave", None), metavar="SEED",
+                        help="seed of the bit interleaver around the channel (default: none)")
     device.add_argument("--seed", default=env_default("seed", None),
                         help="channel seed, an integer (default: fresh randomness)")
     device.add_argument("--erasure-policy", choices=["random", "zero", "mask"],
@@ -129,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     # --- evaluation and benchmarks (sjscc/training, sjscc/bench.py) -------------------------------
     evaluate = sub.add_parser(
         "eval", help="accuracy over a channel sweep, repeated, as JSON (+ plot)",
-        description="Accuracy of one or more bundles over BSC/BEC at each p, repeated with fresh channel noise "
+        description="Accuracy of one or more bundles over BSC/BEC/GE at each p, repeated with fresh channel noise "
                     "(mean ± std). Head and encoder run once per bundle; each (p, repeat) reruns only channel, "
                     "decoder and tail, with noise seeded from (seed, repeat, p index).")
     evaluate.add_argument("--bundle", action="append", metavar="DIR",
@@ -142,9 +146,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=["test", "val"], default="test",
                           help="test split, or the seeded stratified validation split training used "
                                "(val_fraction and split_seed read from the bundle)")
-    evaluate.add_argument("--channel", default="bsc", metavar="bsc|bec|bsc,bec", help="channel kind(s) to sweep")
+    evaluate.add_argument("--channel", default="bsc", metavar="bsc|bec|ge|bsc,ge",
+                          help="channel kind(s) to sweep: bsc, bec, ge (Gilbert-Elliott bursts, see --burst)")
     evaluate.add_argument("--p", default="0,0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.45,0.5", metavar="P,P,...",
-                          help="comma-separated bit error / erasure probabilities")
+                          help="comma-separated bit error / erasure probabilities (ge: mean bit error rates)")
+    evaluate.add_argument("--burst", type=float, default=8.0, metavar="L",
+                          help="ge only: mean burst length in bits (a run of consecutive bit errors), >= 1; "
+                               "p may be at most L/(L+1)")
+    evaluate.add_argument("--interleave", type=int, default=None, metavar="SEED",
+                          help="spread bursts with the seeded bit interleaver SEED (a permutation of each "
+                               "payload before the channel, inverted after); default: none")
+    evaluate.add_argument("--energy-images", type=int, default=200, metavar="N",
+                          help="estimate energy per image (MACs, accumulates from measured firing rates) on "
+                               "the first N images into the JSON's 'energy' (0: skip)")
     evaluate.add_argument("--repeats", type=int, default=10, help="channel draws per p (mean ± std over them)")
     evaluate.add_argument("--seed", type=int, default=0, help="base seed of the channel noise")
     evaluate.add_argument("--batch-size", type=int, default=500, help="images per batch")

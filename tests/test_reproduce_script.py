@@ -103,3 +103,58 @@ def test_backbone_legs_chain(tmp_path: Path, stage: str, after: str) -> None:
 def test_lineage_v3_codecs_start_from_the_last_wide_leg(tmp_path: Path) -> None:
     step2, _ = planned(tmp_path, "cnn-T8-bsc0.15", LINEAGE="v3", BACKBONE="")  # empty: the lineage's backbone
     assert config_of(step2).init == planned_stage(tmp_path, "backbone-wide-extend").out
+
+
+LADDER = {1: 32, 2: 16, 4: 8}  # quantizer bits -> latent channels c2 of the 512-bit CNN ladder
+
+
+def test_ladder_stage_trains_the_matched_bits_cnns_like_their_config_files(tmp_path: Path) -> None:
+    """Each rung sends n bit planes of c2 = 32/n channels at (4, 4): 512 bits, like the shipped pair; the
+    config files of the ladder hold the same settings as the script's runs."""
+    commands = planned(tmp_path, stage="ladder", LINEAGE="v3")
+    assert len(commands) == 6
+    for (n, c2), (step2, step3) in zip(LADDER.items(), zip(commands[::2], commands[1::2], strict=True), strict=True):
+        for step, argv in ((2, step2), (3, step3)):
+            config = config_of(argv)
+            codec = config.model.codec_config
+            assert config.model.codec == f"cnn-q{n}" and config.alpha is None and config.seed == 0
+            assert (codec.c2, codec.timesteps, codec.in_channels) == (c2, n, 256)
+            assert codec.timesteps * codec.c2 * 4 * 4 == 512
+            assert config.out.endswith(f"cnn-T{n}-bsc0.15-c{c2}/step{step}")
+            shipped = load_config(TrainConfig, ROOT / "sjscc/training/configs" / f"cpu-cnn-wide-q{n}-step{step}.yaml")
+            assert shipped.model == config.model and shipped.optim == config.optim
+            assert (shipped.alpha, shipped.channel, shipped.seed, shipped.step) == (
+                config.alpha, config.channel, config.seed, config.step)
+            assert (shipped.freeze_head, shipped.cache_features) == (config.freeze_head, config.cache_features)
+            assert shipped.out == f"runs/cpu-wide/cnn-T{n}-bsc0.15-c{c2}/step{step}"
+
+
+def test_seeds_stage_trains_seeds_one_and_two_of_the_three_models(tmp_path: Path) -> None:
+    configs = [config_of(argv) for argv in planned(tmp_path, stage="seeds", LINEAGE="v3")]
+    assert len(configs) == 12
+    trained = sorted({(c.model.codec, c.model.codec_config.c2, c.seed) for c in configs})
+    assert trained == [("cnn-q1", 32, 1), ("cnn-q1", 32, 2), ("cnn-q8", 4, 1), ("cnn-q8", 4, 2),
+                       ("snn", 4, 1), ("snn", 4, 2)]
+    assert configs[1].export == str(tmp_path / "runs" / "bundles" / "snn-T8-bsc0.15-s1")  # not the shipped folder
+
+
+def test_chained_variants_and_a_bad_variant_part(tmp_path: Path) -> None:
+    step2, _ = planned(tmp_path, "snn-T8-bsc0.15-ihf-m-a0.7-s3")
+    config = config_of(step2)
+    assert (config.model.codec_config.reconstructor_neuron, config.alpha, config.seed) == ("ihf-m", 0.7, 3)
+    out = run_train(tmp_path, "cnn-T1-bsc0.15-c32-x9")
+    assert out.returncode != 0 and "unknown variant x9" in out.stderr and "sjscc train" not in out.stdout
+
+
+def test_bursts_stage_sweeps_the_ge_channel_with_and_without_the_interleaver(tmp_path: Path) -> None:
+    out = run_train(tmp_path, stage="bursts", RESULTS=str(tmp_path / "results"), BURST="12")
+    assert out.returncode == 0, out.stderr
+    commands = [shlex.split(line) for line in out.stdout.splitlines() if line.startswith("sjscc eval")]
+    assert len(commands) == 6
+    for argv in commands:
+        assert argv[argv.index("--channel") + 1] == "ge" and argv[argv.index("--burst") + 1] == "12"
+        assert argv[argv.index("--split") + 1] == "val"
+        target = Path(argv[argv.index("--out") + 1]).name
+        assert ("--interleave" in argv) == target.endswith("-ge-il.json")
+    assert [Path(a[a.index("--bundle") + 1]).name for a in commands[::2]] == [
+        "default", "baseline-cnn-q8", "cnn-T1-bsc0.15-c32"]

@@ -182,6 +182,26 @@ def test_a_request_seed_reproduces_its_channel_draw(http) -> None:
     assert clean["channel"]["kind"] == "none" and clean["channel"]["flipped_bits"] == 0
 
 
+def test_ge_bursts_over_rest_with_and_without_the_interleaver(http) -> None:
+    """GE at p = 0.2, L = 16 over 50 requests of 512 bits: the error rate (5 sigma of a correlated mean:
+    ``sqrt(p(1-p)/n (1+lambda)/(1-lambda))``, lambda = 1 - 1/L - p/(L(1-p)) ~ 0.92) and a seeded draw that the
+    interleaver moves but does not change in size."""
+    p, burst = 0.2, 16
+    bodies = _many(http, {"channel": "ge", "p": p, "burst": burst})
+    payload = sum(b["bits"]["payload_bits"] for b in bodies)
+    flipped = sum(b["channel"]["flipped_bits"] for b in bodies)
+    lam = 1 - 1 / burst - p / (burst * (1 - p))
+    assert abs(flipped / payload - p) <= 5 * math.sqrt(p * (1 - p) / payload * (1 + lam) / (1 - lam))
+    assert all(b["channel"]["kind"] == "ge" and b["channel"]["burst"] == burst for b in bodies)
+    image = photo("coffee")
+    plain, spread = (classify(http, image, channel="ge", p=0.3, burst=8, seed=5, **extra).json()
+                     for extra in ({"interleave": "none"}, {"interleave": 77}))
+    assert spread["channel"]["interleave"] == 77 and plain["channel"]["interleave"] is None
+    assert spread["channel"]["flipped_bits"] == plain["channel"]["flipped_bits"] > 0  # same draw, permuted
+    bad = classify(http, image, channel="ge", p=0.9, burst=2)
+    assert bad.status_code == 400 and "at most L/(L+1)" in bad.json()["detail"]
+
+
 @pytest.mark.parametrize(("upload", "params", "status", "words"), [
     (b"GIF89a but then garbage \x00\x01\x02", {}, 415, "not"),
     (b"", {}, 400, "empty"),

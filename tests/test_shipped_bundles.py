@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sjscc.common.bundle import load_bundle
+from sjscc.common.channels import DEFAULT_BURST
 from sjscc.training.evaluate import evaluate_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +61,8 @@ def test_eval_reproduces_the_committed_numbers(name: str) -> None:
         # the p index seeds the noise, so sweep the committed list up to the last low p, one repeat
         again = evaluate_bundle(bundle.path, DATA, "cifar10", report["split"], [low[0]["channel"]],
                                 probabilities[:len(low)], repeats=1, seed=report["seed"],
-                                batch_size=report["batch_size"], device="cpu")
+                                batch_size=report["batch_size"], device="cpu",
+                                burst=low[0].get("burst", DEFAULT_BURST), interleave=low[0].get("interleave"))
         assert again["n_images"] == report["n_images"]
         assert abs(again["clean_accuracy"] - report["clean_accuracy"]) <= TOLERANCE, path.name
         assert again["clean_accuracy"] == pytest.approx(bundle.manifest["metrics"]["clean_accuracy"], abs=TOLERANCE)

@@ -131,15 +131,18 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, card: dict[str, Any
                                                "description": "the prediction, its bits, channel and latency"}})
     async def classify(
         image: Annotated[UploadFile | None, File(description="the picture, any format Pillow reads")] = None,
-        channel: Annotated[str | None, Query(description="none, bsc or bec (default: the deployment's)")] = None,
-        p: Annotated[str | None, Query(description="flip/erasure probability in [0, 1]")] = None,
+        channel: Annotated[str | None, Query(description="none, bsc, bec or ge (default: the deployment's)")] = None,
+        p: Annotated[str | None, Query(description="flip/erasure probability in [0, 1] (ge: mean bit error rate)")
+                     ] = None,
+        burst: Annotated[str | None, Query(description="ge: mean burst length in bits, >= 1")] = None,
+        interleave: Annotated[str | None, Query(description="bit interleaver seed, or 'none'")] = None,
         seed: Annotated[str | None, Query(description="seed for a reproducible channel draw")] = None,
         include: Annotated[str | None, Query(description="'bits': add the payload as sent and as received "
                                                          "(base64) and the erased bits to the answer's 'bits'")] = None,
     ) -> dict:
         start = time.perf_counter()
         try:
-            call = ChannelCall(settings_for_request(client.defaults, channel, p), parse_seed(seed))
+            call = ChannelCall(settings_for_request(client.defaults, channel, p, burst, interleave), parse_seed(seed))
             call.keep_bits = "bits" in parse_include(include)
         except ValueError as error:
             raise fail(400, "bad_parameter", str(error)) from None
@@ -178,7 +181,8 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, card: dict[str, Any
                 "firing_rate": round(encoded.firing_rate, 6),
             },
             "channel": {"kind": report.kind, "p": report.p, "seed": report.seed,
-                        "flipped_bits": report.flipped_bits, "erased_bits": report.erased_bits},
+                        "flipped_bits": report.flipped_bits, "erased_bits": report.erased_bits,
+                        "burst": report.burst, "interleave": report.interleave},
             "latency_ms": latency_ms,
             "edge": {"batch_size": prediction.batch_size, "queue_ms": _ms(prediction.queue_ms),
                      "compute_device": prediction.compute_device},

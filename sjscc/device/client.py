@@ -21,7 +21,15 @@ import grpc
 import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sjscc.common.channels import CHANNELS, apply_to_payload, build_channel, check_probability
+from sjscc.common.channels import (
+    CHANNELS,
+    DEFAULT_BURST,
+    apply_to_payload,
+    build_channel,
+    check_burst,
+    check_probability,
+    gilbert_elliott_transitions,
+)
 from sjscc.proto import sjscc_pb2, sjscc_pb2_grpc
 
 log = logging.getLogger("sjscc.device")
@@ -38,15 +46,23 @@ CHANNEL_OPTIONS = (
 
 @dataclass(frozen=True)
 class ChannelSettings:
-    """Which channel corrupts the payload: ``kind`` (none, bsc, bec), probability ``p``, BEC erasure policy."""
+    """Which channel corrupts the payload: ``kind`` (none, bsc, bec, ge), probability ``p``, BEC erasure policy,
+    GE mean burst length ``burst`` (bits), and the seed of the bit interleaver around the channel (None: none).
+    """
 
     kind: str = "none"
     p: float = 0.0
     erasure_policy: str = "random"
+    burst: float = DEFAULT_BURST
+    interleave: int | None = None
 
     def __post_init__(self) -> None:
-        build_channel(self.kind, self.erasure_policy)  # raises a ValueError naming the unknown kind/policy
+        # raises a ValueError naming the unknown kind/policy, a bad burst length or interleaver seed
+        build_channel(self.kind, self.erasure_policy, self.burst, self.interleave)
         object.__setattr__(self, "p", check_probability(self.p))
+        object.__setattr__(self, "burst", check_burst(self.burst))
+        if self.kind == "ge":
+            gilbert_elliott_transitions(self.p, self.burst)  # p <= L/(L+1)
 
 
 def parse_seed(seed: object) -> int | None:
@@ -72,9 +88,35 @@ def parse_probability(p: str | float) -> float:
     return check_probability(p)
 
 
+def parse_burst(burst: str | float) -> float:
+    """A GE mean burst length from a query string, flag or environment variable: a number >= 1 (bits)."""
+    if isinstance(burst, str):
+        try:
+            burst = float(burst.strip())
+        except ValueError:
+            raise ValueError(f"burst (mean burst length) must be a number >= 1, got {burst!r}") from None
+    return check_burst(burst)
+
+
+def parse_interleave(interleave: object) -> int | None:
+    """An interleaver seed (an integer in [0, 2^63)) from a query string, flag or environment variable;
+    empty, ``none`` or ``off`` means no interleaver."""
+    if interleave is None or (isinstance(interleave, str) and interleave.strip().lower() in ("", "none", "off")):
+        return None
+    try:
+        value = int(str(interleave).strip())
+    except ValueError:
+        raise ValueError(f"interleave must be a seed in [0, {MAX_SEED}] or 'none', got {interleave!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise ValueError(f"interleave must be a seed in [0, {MAX_SEED}] or 'none', got {interleave!r}")
+    return value
+
+
 def settings_for_request(defaults: ChannelSettings, channel: str | None = None,
-                         p: str | float | None = None) -> ChannelSettings:
-    """The deployment's settings with this request's ``channel`` and/or ``p`` put in (each optional)."""
+                         p: str | float | None = None, burst: str | float | None = None,
+                         interleave: str | int | None = None) -> ChannelSettings:
+    """The deployment's settings with this request's ``channel``, ``p``, ``burst`` and/or ``interleave`` put
+    in (each optional; ``interleave="none"`` turns the deployment's interleaver off)."""
     if channel is not None and channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}")
     changes: dict[str, object] = {}
@@ -82,6 +124,10 @@ def settings_for_request(defaults: ChannelSettings, channel: str | None = None,
         changes["kind"] = channel
     if p is not None:
         changes["p"] = parse_probability(p)
+    if burst is not None:
+        changes["burst"] = parse_burst(burst)
+    if interleave is not None:
+        changes["interleave"] = parse_interleave(interleave)
     return dataclasses.replace(defaults, **changes)
 
 
@@ -97,6 +143,9 @@ class ChannelReport:
     erased_bits: int
     wire_bytes: int
     channel_ms: float
+    burst: float | None = None
+    """GE's mean burst length (None for the other kinds)."""
+    interleave: int | None = None
     # Only when the call asked to keep them (ChannelCall.keep_bits): the payload as sent, as received,
     # and which bits were erased, each packed like the payload. For showing the channel's damage.
     sent_payload: bytes | None = None
@@ -126,7 +175,12 @@ current_call: contextvars.ContextVar[ChannelCall | None] = contextvars.ContextVa
 
 
 class ChannelInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
-    """The channel between device and edge: BSC/BEC on the payload bits of every ``EncodedFeature``."""
+    """The channel between device and edge: BSC/BEC/GE on the payload bits of every ``EncodedFeature``.
+
+    With an interleaver, the payload is permuted before the channel and restored after it, both here: the
+    interleaver and de-interleaver are the two ends of the simulated link (like a modem's), so the edge
+    receives payload-order bits and needs no change; the seed names the permutation both ends share.
+    """
 
     def __init__(self, defaults: ChannelSettings, seed: int | None = None) -> None:
         self.defaults = defaults
@@ -145,7 +199,7 @@ class ChannelInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         seed = call.seed if call is not None else None
         generator = torch.Generator().manual_seed(seed) if seed is not None else self._stream
         shape = [request.timesteps, *request.latent_shape]
-        channel = build_channel(settings.kind, settings.erasure_policy)
+        channel = build_channel(settings.kind, settings.erasure_policy, settings.burst, settings.interleave)
         keep_bits = call is not None and call.keep_bits
         outcome = apply_to_payload(channel, request.payload, shape, settings.p, generator,
                                    keep_erased_positions=keep_bits)
@@ -156,7 +210,9 @@ class ChannelInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
             received.erasure_mask = outcome.erasure_mask
         report = ChannelReport(settings.kind, settings.p, seed if seed is not None else self.seed,
                                outcome.payload_bits, outcome.flipped_bits, outcome.erased_bits,
-                               received.ByteSize(), (time.perf_counter() - start) * 1e3)
+                               received.ByteSize(), (time.perf_counter() - start) * 1e3,
+                               burst=settings.burst if settings.kind == "ge" else None,
+                               interleave=settings.interleave)
         if keep_bits:
             report.sent_payload, report.received_payload = request.payload, outcome.payload
             report.erased_positions = outcome.erased_positions

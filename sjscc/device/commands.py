@@ -9,7 +9,14 @@ import uvicorn
 
 from sjscc.common.bundle import load_bundle
 from sjscc.device.app import create_app
-from sjscc.device.client import ChannelSettings, EdgeClient, ExpectedModel, parse_seed
+from sjscc.device.client import (
+    ChannelSettings,
+    EdgeClient,
+    ExpectedModel,
+    parse_burst,
+    parse_interleave,
+    parse_seed,
+)
 from sjscc.device.model_card import model_card
 from sjscc.device.pipeline import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, DevicePipeline
 
@@ -24,13 +31,16 @@ def run_device(args: argparse.Namespace) -> int:
         max_image_pixels=getattr(args, "max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS),
     )
     pipeline.warmup()
-    defaults = ChannelSettings(args.channel, args.p, getattr(args, "erasure_policy", "random"))
+    defaults = ChannelSettings(args.channel, args.p, getattr(args, "erasure_policy", "random"),
+                               burst=parse_burst(getattr(args, "burst", "8")),
+                               interleave=parse_interleave(getattr(args, "interleave", None)))
     expected = ExpectedModel(pipeline.model_id, pipeline.codec, pipeline.timesteps, pipeline.latent_shape)
     client = EdgeClient(args.edge, expected, defaults, seed=parse_seed(args.seed),
                         rpc_timeout_s=getattr(args, "rpc_timeout", 5.0))
     logging.getLogger("sjscc.device").info(
-        "device model %s (%d payload bits), edge %s, channel %s p=%g seed=%s",
-        pipeline.model_id, pipeline.payload_bits, args.edge, defaults.kind, defaults.p, args.seed,
+        "device model %s (%d payload bits), edge %s, channel %s p=%g burst=%g interleave=%s seed=%s",
+        pipeline.model_id, pipeline.payload_bits, args.edge, defaults.kind, defaults.p, defaults.burst,
+        defaults.interleave, args.seed,
     )
     uvicorn.run(create_app(pipeline, client, model_card(bundle)), host=args.host, port=args.port, log_level="info",
                 timeout_graceful_shutdown=5)

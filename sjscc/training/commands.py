@@ -27,12 +27,14 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.limit < 0:
         raise ValueError(f"--limit must be >= 0, got {args.limit}")
+    burst, interleave, energy_images = parse_link_options(args, channels, probabilities)
     bundles = args.bundle or [args.bundle_default]
     reports = []
     for bundle in bundles:
         report = evaluate_bundle(bundle, args.data_root, args.dataset, args.split, channels, probabilities,
                                  args.repeats, args.seed, args.batch_size, args.limit, args.device,
-                                 args.erasure_policy, args.download)
+                                 args.erasure_policy, args.download, burst=burst, interleave=interleave,
+                                 energy_images=energy_images)
         reports.append(report)
         print(format_table([report]), flush=True)
     if args.out:
@@ -45,6 +47,25 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.firing_hist:
         print(f"wrote {plot_firing_rates(reports, args.firing_hist, args.title)}", file=sys.stderr)
     return 0
+
+
+def parse_link_options(args: argparse.Namespace, channels: list[str],
+                       probabilities: list[float]) -> tuple[float, int | None, int]:
+    """``--burst`` (GE's mean burst length), ``--interleave`` (interleaver seed or none), ``--energy-images``;
+    every GE (p, L) is checked before any image is encoded."""
+    from sjscc.common.channels import DEFAULT_BURST, check_burst, gilbert_elliott_transitions
+
+    burst = check_burst(getattr(args, "burst", DEFAULT_BURST))
+    if "ge" in channels:
+        for p in probabilities:
+            gilbert_elliott_transitions(p, burst)
+    interleave = getattr(args, "interleave", None)
+    if interleave is not None and interleave < 0:
+        raise ValueError(f"--interleave must be a seed >= 0, got {interleave}")
+    energy_images = getattr(args, "energy_images", 0)
+    if energy_images < 0:
+        raise ValueError(f"--energy-images must be >= 0, got {energy_images}")
+    return burst, interleave, energy_images
 
 
 def run_plot(args: argparse.Namespace) -> int:

@@ -40,6 +40,10 @@ class ChannelConfig:
     p_max: float | None = None
     """When set, p is drawn uniformly from [p, p_max] for every batch."""
     erasure_policy: str = "random"
+    burst: float = 8.0
+    """``kind: ge`` only: the Gilbert-Elliott channel's mean burst length in bits (p at most L/(L+1))."""
+    interleave: int | None = None
+    """Seed of the bit interleaver around the channel (null: none); the same seed at eval and serving."""
 
 
 @dataclass

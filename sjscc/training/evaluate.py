@@ -29,15 +29,16 @@ from typing import Any
 import torch
 
 from sjscc.common.bundle import Bundle, load_bundle
-from sjscc.common.channels import CHANNELS, build_channel, check_probability
+from sjscc.common.channels import CHANNELS, DEFAULT_BURST, build_channel, check_burst, check_probability
 from sjscc.common.devices import select_device
+from sjscc.common.energy import estimate_energy, format_energy
 from sjscc.common.model import SplitModel
 from sjscc.training.data import DataError, ImageSet, Normalize, first, load_split
 
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_P = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 HISTOGRAM_BINS = 50
-EVAL_CHANNELS = ("bsc", "bec")
+EVAL_CHANNELS = ("bsc", "bec", "ge")
 
 
 @dataclass
@@ -77,9 +78,9 @@ def parse_channels(text: str | Sequence[str]) -> list[str]:
     names = [n.strip() for n in text.split(",")] if isinstance(text, str) else list(text)
     for name in names:
         if name not in EVAL_CHANNELS:
-            raise ValueError(f"unknown channel {name!r} for a sweep; use {', '.join(EVAL_CHANNELS)} or 'bsc,bec'")
+            raise ValueError(f"unknown channel {name!r} for a sweep; use {', '.join(EVAL_CHANNELS)} or e.g. 'bsc,ge'")
     if not names:
-        raise ValueError("--channel needs at least one of bsc, bec")
+        raise ValueError(f"--channel needs at least one of {', '.join(EVAL_CHANNELS)}")
     return list(dict.fromkeys(names))
 
 
@@ -113,11 +114,12 @@ def encode(model: SplitModel, data: ImageSet, normalize: Normalize, device: torc
 @torch.no_grad()
 def decode_logits(model: SplitModel, encoded: EncodedSet, channel: str | None, p: float,
                   generator: torch.Generator | None, device: torch.device,
-                  batch_size: int = DEFAULT_BATCH_SIZE, erasure_policy: str = "random") -> torch.Tensor:
+                  batch_size: int = DEFAULT_BATCH_SIZE, erasure_policy: str = "random", *,
+                  burst: float = DEFAULT_BURST, interleave: int | None = None) -> torch.Tensor:
     """``tail(decoder(channel(bits)))`` over the cached bits, batch by batch (CPU logits ``[N, classes]``);
-    ``channel=None``: noiseless."""
+    ``channel=None``: noiseless. ``burst`` is GE's mean burst length; ``interleave`` an interleaver seed."""
     model.eval()
-    link = build_channel(channel, erasure_policy) if channel is not None else None
+    link = build_channel(channel, erasure_policy, burst, interleave) if channel is not None else None
     parts = []
     for part in _index_batches(len(encoded), batch_size):
         bits = encoded.bits[part].to(device).float()
@@ -128,11 +130,13 @@ def decode_logits(model: SplitModel, encoded: EncodedSet, channel: str | None, p
 
 def count_correct(model: SplitModel, encoded: EncodedSet, channel: str | None, p: float,
                   generator: torch.Generator | None, device: torch.device,
-                  batch_size: int = DEFAULT_BATCH_SIZE, erasure_policy: str = "random") -> int:
+                  batch_size: int = DEFAULT_BATCH_SIZE, erasure_policy: str = "random", *,
+                  burst: float = DEFAULT_BURST, interleave: int | None = None) -> int:
     """Top-1 hits of :func:`decode_logits`."""
     if len(encoded) == 0:
         return 0
-    logits = decode_logits(model, encoded, channel, p, generator, device, batch_size, erasure_policy)
+    logits = decode_logits(model, encoded, channel, p, generator, device, batch_size, erasure_policy,
+                           burst=burst, interleave=interleave)
     return int((logits.argmax(1) == encoded.labels).sum())
 
 
@@ -146,8 +150,12 @@ def decode_accuracy(model: SplitModel, encoded: EncodedSet, channel: str | None,
 
 def sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str], probabilities: Sequence[float],
           repeats: int = 10, seed: int = 0, device: torch.device | str = "cpu",
-          batch_size: int = DEFAULT_BATCH_SIZE, erasure_policy: str = "random") -> list[dict[str, Any]]:
-    """One result per (channel, p): mean and population std of the accuracy over ``repeats`` noise draws."""
+          batch_size: int = DEFAULT_BATCH_SIZE, erasure_policy: str = "random", *,
+          burst: float = DEFAULT_BURST, interleave: int | None = None) -> list[dict[str, Any]]:
+    """One result per (channel, p): mean and population std of the accuracy over ``repeats`` noise draws.
+
+    Rows of the ``ge`` channel carry its mean burst length ``burst``; with an interleaver every row carries
+    its seed ``interleave``."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     device = torch.device(device)
@@ -159,15 +167,26 @@ def sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str], proba
             hits = []
             for repeat in range(repeats):
                 generator = torch.Generator(device=device).manual_seed(channel_seed(seed, repeat, p_index))
-                hits.append(count_correct(model, encoded, channel, p, generator, device, batch_size, erasure_policy))
+                hits.append(count_correct(model, encoded, channel, p, generator, device, batch_size, erasure_policy,
+                                          burst=burst, interleave=interleave))
             n = max(1, len(encoded))
             # from integer hit counts, so equal repeats give exactly std 0 and the mean has no summation error
             mean_hits = sum(hits) / repeats
             variance = sum((h * repeats - sum(hits)) ** 2 for h in hits) / repeats**3
             results.append({"channel": channel, "p": float(p), "accuracy_mean": mean_hits / n,
                             "accuracy_std": math.sqrt(variance) / n, "repeats": repeats,
-                            "accuracies": [h / n for h in hits]})
+                            "accuracies": [h / n for h in hits], **link_fields(channel, burst, interleave)})
     return results
+
+
+def link_fields(channel: str, burst: float, interleave: int | None) -> dict[str, Any]:
+    """The link settings a result row needs beyond ``channel`` and ``p``: GE's burst, the interleaver seed."""
+    fields: dict[str, Any] = {}
+    if channel == "ge":
+        fields["burst"] = check_burst(burst)
+    if interleave is not None:
+        fields["interleave"] = interleave
+    return fields
 
 
 def firing_rate_summary(encoded: EncodedSet, bins: int = HISTOGRAM_BINS) -> dict[str, Any]:
@@ -183,18 +202,46 @@ def firing_rate_summary(encoded: EncodedSet, bins: int = HISTOGRAM_BINS) -> dict
 def evaluate_model(model: SplitModel, data: ImageSet, normalize: Normalize, channels: Sequence[str],
                    probabilities: Sequence[float], repeats: int = 10, seed: int = 0,
                    device: torch.device | str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
-                   erasure_policy: str = "random") -> dict[str, Any]:
+                   erasure_policy: str = "random", *, burst: float = DEFAULT_BURST,
+                   interleave: int | None = None) -> dict[str, Any]:
     """Clean accuracy, firing rates and the sweep for one model on ``data`` (no bundle needed)."""
     device = torch.device(device)
     started = time.perf_counter()
     encoded = encode(model, data, normalize, device, batch_size)
     encode_seconds = time.perf_counter() - started
     clean = decode_accuracy(model, encoded, None, 0.0, None, device, batch_size)
-    results = sweep(model, encoded, channels, probabilities, repeats, seed, device, batch_size, erasure_policy)
+    results = sweep(model, encoded, channels, probabilities, repeats, seed, device, batch_size, erasure_policy,
+                    burst=burst, interleave=interleave)
     return {"n_images": len(encoded), "clean_accuracy": clean, "results": results,
             "firing_rate": firing_rate_summary(encoded), "seed": seed, "batch_size": batch_size,
             "erasure_policy": erasure_policy, "device": str(device),
             "seconds": {"encode": round(encode_seconds, 3), "total": round(time.perf_counter() - started, 3)}}
+
+
+def energy_report(model: SplitModel, data: ImageSet, normalize: Normalize, device: torch.device,
+                  images: int, batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
+    """:func:`sjscc.common.energy.estimate_energy` over the first ``images`` images of ``data`` (at least one).
+
+    Counted on the CPU in float32 whatever ``device`` evaluated, since the counts do not depend on where the
+    model runs and SpikingJelly's counters intercept CPU operators reliably; the model is put back after.
+    """
+    n = min(images, len(data))
+    model.to("cpu")
+    try:
+        batches = (normalize(data.images[part]) for part in _index_batches(n, min(batch_size, 100)))
+        return estimate_energy(model, batches)
+    finally:
+        model.to(device)
+
+
+def _channel_label(row: dict[str, Any]) -> str:
+    """``ge L=8 +il`` for a GE row with an interleaver; the plain name otherwise."""
+    label = row["channel"]
+    if row.get("burst") is not None:
+        label += f" L={row['burst']:g}"
+    if row.get("interleave") is not None:
+        label += " +il"
+    return label
 
 
 def bundle_label(manifest: dict[str, Any]) -> str:
@@ -253,8 +300,12 @@ def evaluate_bundle(path: str | Path, data_root: str | Path | None = None, datas
                     split: str = "test", channels: Sequence[str] = ("bsc",),
                     probabilities: Sequence[float] = DEFAULT_P, repeats: int = 10, seed: int = 0,
                     batch_size: int = DEFAULT_BATCH_SIZE, limit: int = 0, device: str = "auto",
-                    erasure_policy: str = "random", download: bool = False) -> dict[str, Any]:
-    """The ``sjscc eval`` report of one bundle (see the module docstring for its fields)."""
+                    erasure_policy: str = "random", download: bool = False, *, burst: float = DEFAULT_BURST,
+                    interleave: int | None = None, energy_images: int = 0) -> dict[str, Any]:
+    """The ``sjscc eval`` report of one bundle (see the module docstring for its fields).
+
+    ``energy_images`` > 0 adds ``energy``: :func:`sjscc.common.energy.estimate_energy` over the first that
+    many images of the split (firing rates measured on them)."""
     started = time.perf_counter()
     bundle = load_bundle(path)
     data, source = load_eval_data(bundle, data_root, dataset, split, limit, download)
@@ -262,7 +313,9 @@ def evaluate_bundle(path: str | Path, data_root: str | Path | None = None, datas
     model = bundle.build(device=torch_device)
     normalize = Normalize(bundle.spec.mean, bundle.spec.std)
     measured = evaluate_model(model, data, normalize, channels, probabilities, repeats, seed, torch_device,
-                              batch_size, erasure_policy)
+                              batch_size, erasure_policy, burst=burst, interleave=interleave)
+    if energy_images > 0:
+        measured["energy"] = energy_report(model, data, normalize, torch_device, energy_images, batch_size)
     measured["seconds"]["total"] = round(time.perf_counter() - started, 3)
     manifest = bundle.manifest
     return {"bundle": bundle.model_id, "dataset": source["dataset"], "split": split,
@@ -282,8 +335,10 @@ def format_table(reports: Sequence[dict[str, Any]]) -> str:
         rate_text = f", firing rate {rate:.3f}" if rate is not None and not math.isnan(rate) else ""
         lines.append(f"bundle {report['bundle']} ({report.get('label', '')}): {report['dataset']}/{report['split']}, "
                      f"{report['n_images']} images, clean accuracy {report['clean_accuracy']:.4f}{rate_text}")
-        lines.append(f"  {'channel':<8}{'p':>7}  {'accuracy mean':>13}  {'std':>7}  {'repeats':>7}")
+        lines.append(f"  {'channel':<14}{'p':>7}  {'accuracy mean':>13}  {'std':>7}  {'repeats':>7}")
         for row in report["results"]:
-            lines.append(f"  {row['channel']:<8}{row['p']:>7.3f}  {row['accuracy_mean']:>13.4f}  "
+            lines.append(f"  {_channel_label(row):<14}{row['p']:>7.3f}  {row['accuracy_mean']:>13.4f}  "
                          f"{row['accuracy_std']:>7.4f}  {row['repeats']:>7d}")
+        if report.get("energy"):
+            lines.append(format_energy(report["energy"]))
     return "\n".join(lines)

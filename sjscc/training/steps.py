@@ -33,14 +33,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from sjscc.common.channels import build_channel
+from sjscc.common.channels import NoiselessChannel, build_channel, gilbert_elliott_transitions
 from sjscc.common.config import to_yaml
 from sjscc.common.devices import select_device
 from sjscc.common.firing_rate import firing_rate_penalty
 from sjscc.common.model import SplitModel, build_split_model
-from sjscc.training.config import TrainConfig
+from sjscc.training.config import ChannelConfig, TrainConfig
 from sjscc.training.data import ImageSet, Normalize, augment, batches, first, load_cifar, train_val_split
-from sjscc.training.evaluate import DEFAULT_BATCH_SIZE, evaluate_model
+from sjscc.training.evaluate import DEFAULT_BATCH_SIZE, evaluate_model, link_fields
 
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "model.safetensors"
@@ -53,6 +53,14 @@ def _distributed() -> tuple[int, int]:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def build_training_channel(channel: ChannelConfig) -> NoiselessChannel:
+    """The channel of a config, every p it may draw checked first (GE refuses p above L/(L+1))."""
+    if channel.kind == "ge":
+        for p in (channel.p, channel.p if channel.p_max is None else channel.p_max):
+            gilbert_elliott_transitions(p, channel.burst)
+    return build_channel(channel.kind, channel.erasure_policy, channel.burst, channel.interleave)
 
 
 def _seeded(*parts: int) -> torch.Generator:
@@ -100,7 +108,7 @@ class Trainer:
         elif config.step > 1:
             raise ValueError(f"step {config.step} needs init: the run folder of step {config.step - 1}")
         self.regularize = spec.codec == "snn" and config.alpha is not None and config.step > 1
-        self.channel = build_channel(config.channel.kind, config.channel.erasure_policy) if config.step > 1 else None
+        self.channel = build_training_channel(config.channel) if config.step > 1 else None
         self.normalize = Normalize(spec.mean, spec.std)
         data = config.data
         train_set, val_set = train_val_split(load_cifar(data.root, data.dataset, train=True, download=data.download),
@@ -363,7 +371,8 @@ class Trainer:
         model = model.to(self.device).eval()
         report = evaluate_model(model, self.val_set, self.normalize, [cfg.channel.kind], [cfg.channel.p],
                                 cfg.export_repeats, seed, self.device, DEFAULT_BATCH_SIZE,
-                                cfg.channel.erasure_policy)
+                                cfg.channel.erasure_policy, burst=cfg.channel.burst,
+                                interleave=cfg.channel.interleave)
         (noisy,) = report["results"]
         data = cfg.data
         return {"split": "val", "dataset": data.dataset, "n_images": report["n_images"],
@@ -374,6 +383,7 @@ class Trainer:
                 "firing_rate": report["firing_rate"]["mean"], "device": str(self.device),
                 "eval_args": {"split": "val", "dataset": data.dataset, "channel": cfg.channel.kind,
                               "p": cfg.channel.p, "repeats": cfg.export_repeats, "seed": seed,
+                              **link_fields(cfg.channel.kind, cfg.channel.burst, cfg.channel.interleave),
                               "batch_size": DEFAULT_BATCH_SIZE, "limit": data.limit,
                               "val_fraction": data.val_fraction, "split_seed": data.split_seed}}
 
@@ -394,7 +404,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         bundle = save_bundle(
             trainer.model.cpu(), config.model, config.export, trainer.val_set.classes,
             train_channel={"kind": config.channel.kind, "p": config.channel.p, "p_max": config.channel.p_max,
-                           "erasure_policy": config.channel.erasure_policy},
+                           "erasure_policy": config.channel.erasure_policy,
+                           **link_fields(config.channel.kind, config.channel.burst, config.channel.interleave)},
             metrics=metrics,
             extra={"training": {"config": asdict(config), "last_epoch": record}},
         )
