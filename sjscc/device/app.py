@@ -1,10 +1,17 @@
 """The device's REST endpoint (FastAPI), translation only: HTTP <-> :mod:`sjscc.device.pipeline` and
 :mod:`sjscc.device.client`, exceptions <-> status codes, results <-> the JSON answer of DESIGN.md.
 
-``POST /v1/classify`` (multipart field ``image``; query ``channel``, ``p``, ``seed``), ``GET /healthz``,
+``POST /v1/classify`` (multipart field ``image``; query ``channel``, ``p``, ``seed``), ``GET /healthz``
+(liveness: the process answers), ``GET /readyz`` (readiness: the edge is reachable and serves this model),
 ``GET /metrics``. Every failure is a JSON ``{"detail": "..."}`` that says what went wrong: 400 bad
-parameter or empty upload, 413 too large, 415 not an image, 502 the edge refused (other model), 503 the
-edge is unreachable (the gRPC channel reconnects by itself; nothing to restart), 504 the edge timed out.
+parameter or empty upload, 401 no/wrong bearer token (when one is configured), 413 too large, 415 not an
+image or not a multipart form, 422 malformed form, 502 the edge refused (other model), 503 + ``Retry-After``
+the device or the edge is at capacity or the edge is unreachable (the gRPC channel reconnects by itself),
+504 the edge did not answer within the request's time budget. The OpenAPI document declares all of them.
+
+Each request has a time budget (``client.rpc_timeout_s``) from its arrival; what is left when the bits
+leave is the gRPC deadline, so the edge never computes for a device that has given up. A request whose
+client has disconnected is not computed.
 """
 
 from __future__ import annotations
@@ -18,21 +25,31 @@ from typing import Annotated
 
 from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import HTTPException, RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from sjscc.device.client import (
     ChannelCall,
+    EdgeBusyError,
     EdgeClient,
     EdgeError,
     EdgeModelMismatchError,
     EdgeRejectedError,
+    EdgeTimeoutError,
     EdgeUnavailableError,
     parse_seed,
     settings_for_request,
 )
+from sjscc.device.guards import Admission, BearerToken, BodySizeLimit
 from sjscc.device.metrics import DeviceMetrics
-from sjscc.device.pipeline import DevicePipeline, EmptyImageError, ImageTooLargeError, NotAnImageError
+from sjscc.device.pipeline import (
+    ACCEPTED_FORMATS,
+    DevicePipeline,
+    EmptyImageError,
+    ImageTooLargeError,
+    NotAnImageError,
+)
+from sjscc.device.schemas import ClassifyAnswer, ErrorAnswer, HealthAnswer, ReadyAnswer
 
 log = logging.getLogger("sjscc.device")
 
@@ -43,19 +60,56 @@ ERROR_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (NotAnImageError, 415, "not_an_image"),
     (EdgeModelMismatchError, 502, "model_mismatch"),
     (EdgeRejectedError, 502, "edge_rejected"),
+    (EdgeTimeoutError, 504, "edge_timeout"),
+    (EdgeBusyError, 503, "edge_busy"),
     (EdgeUnavailableError, 503, "edge_unavailable"),
     (EdgeError, 502, "edge_error"),
 )
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 TOP_K = 5
+DEFAULT_MAX_IN_FLIGHT = 16
+# Less than this left of a request's budget when its bits are ready: shed it (503) rather than send it to
+# time out at the edge.
+MIN_EDGE_BUDGET_S = 0.05
+CLIENT_CLOSED_REQUEST = 499  # nginx's code: nobody reads it, the logs and metrics do
+
+
+def _error(description: str, retry: bool = False) -> dict:
+    answer: dict = {"model": ErrorAnswer, "description": description}
+    if retry:
+        answer["headers"] = {"Retry-After": {"description": "seconds to wait before retrying",
+                                             "schema": {"type": "string"}}}
+    return answer
+
+
+ERRORS_BEFORE_THE_APP = {
+    401: _error("no or wrong bearer token (only when the device is started with one)"),
+    413: _error("the request body is over the upload limit, or the image has too many pixels"),
+}
+CLASSIFY_ERRORS = {
+    400: _error("bad query value (channel, p, seed), empty upload, or no 'image' field"),
+    **ERRORS_BEFORE_THE_APP,
+    415: _error(f"not an image in an accepted format ({', '.join(ACCEPTED_FORMATS)}), a corrupt or truncated one, "
+                f"or a body that is not multipart/form-data"),
+    422: _error("a malformed multipart form"),
+    500: _error("a bug in the device; the detail only says to read its log"),
+    502: _error("the edge refused the request (it serves another model, or failed)"),
+    503: _error("the device or the edge is at capacity, or the edge is unreachable", retry=True),
+    504: _error("the edge did not answer within the request's time budget"),
+}
 
 
 def _ms(value: float) -> float:
     return round(value, 3)
 
 
-def create_app(pipeline: DevicePipeline, client: EdgeClient) -> FastAPI:
-    """The device app for one pipeline (model) and one edge connection."""
+def create_app(pipeline: DevicePipeline, client: EdgeClient, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+               api_token: str | None = None) -> FastAPI:
+    """The device app for one pipeline (model) and one edge connection.
+
+    ``max_in_flight`` classifications run at once (more get 503 at once); ``api_token`` makes every path but
+    ``/healthz`` and ``/readyz`` require ``Authorization: Bearer <token>``.
+    """
     metrics = DeviceMetrics()
     max_upload_bytes = pipeline.max_image_bytes + MULTIPART_OVERHEAD_BYTES
 
@@ -79,6 +133,13 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient) -> FastAPI:
         return HTTPException(status_code=status, detail=detail,
                              headers={"Retry-After": "1"} if status == 503 else None)
 
+    # Outermost first: token, body size, admission (Starlette wraps in reverse order of addition).
+    app.add_middleware(Admission, max_in_flight=max_in_flight, paths={"/v1/classify"},
+                       on_refused=metrics.observe_error)
+    app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes, on_refused=metrics.observe_error)
+    if api_token:
+        app.add_middleware(BearerToken, token=api_token, on_refused=metrics.observe_error)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors())
@@ -91,34 +152,40 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient) -> FastAPI:
         metrics.observe_error(500, "internal")
         return JSONResponse({"detail": "internal error on the device; see its log"}, status_code=500)
 
-    @app.middleware("http")
-    async def refuse_oversized_uploads(request: Request, call_next):
-        """Refuse a body announced as too large before it is read and spooled."""
-        length = request.headers.get("content-length", "")
-        if request.url.path == "/v1/classify" and length.isdigit() and int(length) > max_upload_bytes:
-            metrics.observe_error(413, "image_too_large")
-            return JSONResponse({"detail": f"the upload is {length} bytes; the limit is "
-                                           f"{pipeline.max_image_bytes} bytes of image"}, status_code=413)
-        return await call_next(request)
-
-    @app.post("/v1/classify")
+    @app.post("/v1/classify", response_model=ClassifyAnswer, responses=CLASSIFY_ERRORS)
     async def classify(
-        image: Annotated[UploadFile | None, File(description="the picture, any format Pillow reads")] = None,
+        request: Request,
+        image: Annotated[UploadFile | None, File(
+            description=f"the picture: {', '.join(ACCEPTED_FORMATS)}; animated, palette, grey, 16-bit, CMYK and "
+                        f"alpha pictures are converted (first frame, over white)")] = None,
         channel: Annotated[str | None, Query(description="none, bsc or bec (default: the deployment's)")] = None,
         p: Annotated[str | None, Query(description="flip/erasure probability in [0, 1]")] = None,
         seed: Annotated[str | None, Query(description="seed for a reproducible channel draw")] = None,
     ) -> dict:
         start = time.perf_counter()
+        deadline = start + client.rpc_timeout_s
         try:
             call = ChannelCall(settings_for_request(client.defaults, channel, p), parse_seed(seed))
         except ValueError as error:
             raise fail(400, "bad_parameter", str(error)) from None
         if image is None:
+            content_type = request.headers.get("content-type", "")
+            if not content_type.startswith("multipart/form-data"):
+                raise fail(415, "not_multipart", f"the body must be multipart/form-data with a field 'image', "
+                                                 f"not {content_type[:80] or 'a body without a content type'}")
             raise fail(400, "missing_image", "multipart form field 'image' is required")
         request_id = uuid.uuid4().hex
         try:
+            if await request.is_disconnected():
+                raise fail(CLIENT_CLOSED_REQUEST, "client_gone", "the client went away before the work started")
             encoded = await run_in_threadpool(pipeline.encode_image, await image.read())
-            answer = await client.infer(encoded.payload, request_id, call, top_k=TOP_K)
+            remaining = deadline - time.perf_counter()
+            if remaining < MIN_EDGE_BUDGET_S:
+                raise fail(503, "overloaded", f"the request's {client.rpc_timeout_s:g} s budget ran out on the "
+                                              f"device before its bits could be sent; retry later")
+            if await request.is_disconnected():
+                raise fail(CLIENT_CLOSED_REQUEST, "client_gone", "the client went away before the bits were sent")
+            answer = await client.infer(encoded.payload, request_id, call, top_k=TOP_K, timeout_s=remaining)
         except tuple(e for e, _, _ in ERROR_STATUS) as error:
             status, kind = next((s, k) for e, s, k in ERROR_STATUS if isinstance(error, e))
             raise fail(status, kind, str(error)) from None
@@ -154,8 +221,9 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient) -> FastAPI:
                      "compute_device": prediction.compute_device},
         }
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=HealthAnswer)
     async def healthz() -> dict:
+        """Liveness: 200 whenever the process answers; the body says whether the edge serves."""
         serving = await client.is_serving(timeout_s=0.5)
         return {
             "status": "ok" if serving else "degraded",
@@ -163,7 +231,23 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient) -> FastAPI:
             "edge": {"address": client.address, "serving": serving, "model_verified": client.model_verified},
         }
 
-    @app.get("/metrics")
+    @app.get("/readyz", response_model=ReadyAnswer,
+             responses={503: _error("the edge is unreachable, not serving, or serves another model", retry=True)})
+    async def readyz() -> dict:
+        """Readiness: 200 only when the edge answers, says SERVING, and serves this device's model."""
+        try:
+            await client.check_model(timeout_s=1.0)
+        except EdgeError as error:
+            raise fail(503, "not_ready", f"not ready: {error}") from None
+        if not await client.is_serving(timeout_s=1.0):
+            raise fail(503, "not_ready", f"not ready: the edge at {client.address} is not SERVING")
+        return {"status": "ready", "model_id": pipeline.model_id,
+                "edge": {"address": client.address, "serving": True, "model_verified": client.model_verified}}
+
+    @app.get("/metrics", response_class=PlainTextResponse,
+             responses={200: {"description": "Prometheus text exposition format",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        401: ERRORS_BEFORE_THE_APP[401]})
     async def prometheus_metrics() -> Response:
         return Response(metrics.render(), media_type=metrics.content_type)
 
