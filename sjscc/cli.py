@@ -96,10 +96,11 @@ def _address(text: str) -> str:
     return text
 
 
-def _seed(text: str) -> int | None:
-    if text.lower() in ("", "none"):
-        return None
-    return _integer(0, 2**63 - 1)(text)
+def _seed(text: str) -> str:
+    """Checked here, parsed by the service (``sjscc.device.client.parse_seed``); empty means no seed."""
+    if text.lower() not in ("", "none"):
+        _integer(0, 2**63 - 1)(text)
+    return str(text)
 
 
 PORT = converter("port", _integer(0, 65535))
