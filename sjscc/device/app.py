@@ -142,6 +142,10 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, max_in_flight: int 
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        if any(tuple(e["loc"])[-1:] == ("image",) for e in error.errors()):
+            metrics.observe_error(400, "missing_image")
+            return JSONResponse({"detail": "multipart form field 'image' must be a file upload (with a filename), "
+                                           "not a plain form value"}, status_code=400)
         problems = "; ".join(f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors())
         metrics.observe_error(422, "bad_request")
         return JSONResponse({"detail": f"invalid request: {problems}"}, status_code=422)
