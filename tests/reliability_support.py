@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,10 +61,8 @@ class Pair:
     def stop(self) -> None:
         for service in reversed(self.started):
             if service.process.poll() is None:
-                try:
-                    os.kill(service.process.pid, 18)  # SIGCONT, in case a test left it stopped
-                except ProcessLookupError:
-                    pass
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(service.process.pid, signal.SIGCONT)  # in case a test left it stopped
             service.stop()
 
 
@@ -92,3 +92,12 @@ def start_pair(bundle: Path, log_dir: Path, edge_flags: list[str] = (), device_f
         pair.stop()
         raise
     return pair
+
+
+def run_sjscc(*argv: str, env: dict[str, str] | None = None, timeout_s: float = 180.0):
+    """``python -m sjscc.cli ARGV`` to completion (for commands expected to refuse and exit)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "sjscc.cli", *argv], capture_output=True, text=True,
+                          env=clean_env(**(env or {})), timeout=timeout_s)

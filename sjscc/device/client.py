@@ -45,7 +45,9 @@ def keepalive_options(interval_s: float) -> list[tuple[str, int]]:
     """Ping every ``interval_s`` even when idle; no answer within ``interval_s`` closes the connection."""
     interval_ms = max(1, int(interval_s * 1000))
     return [("grpc.keepalive_time_ms", interval_ms), ("grpc.keepalive_timeout_ms", interval_ms),
-            ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.max_pings_without_data", 0)]
+            ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.max_pings_without_data", 0),
+            ("grpc.http2.min_time_between_pings_ms", interval_ms),
+            ("grpc.http2.ping_timeout_ms", interval_ms)]  # newer gRPC times a keepalive ping out by this one
 
 
 @dataclass(frozen=True)
