@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     device.add_argument("--rpc-timeout", type=POSITIVE, default=env_default("rpc_timeout", 5.0),
                         help="time budget of a request, in seconds; what is left of it when the bits leave is the "
                              "gRPC deadline at the edge")
-    device.add_argument("--max-in-flight", type=POSITIVE_INT, default=env_default("max_in_flight", 16),
+    device.add_argument("--max-in-flight", type=POSITIVE_INT, default=env_default("max_in_flight", 32),
                         help="most classifications in progress; past it the answer is 503 + Retry-After at once")
     device.add_argument("--api-token", default=env_default("api_token", None),
                         help="require 'Authorization: Bearer TOKEN' on the API (/healthz and /readyz stay open); "

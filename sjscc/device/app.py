@@ -67,7 +67,7 @@ ERROR_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
 )
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 TOP_K = 5
-DEFAULT_MAX_IN_FLIGHT = 16
+DEFAULT_MAX_IN_FLIGHT = 32
 # Less than this left of a request's budget when its bits are ready: shed it (503) rather than send it to
 # time out at the edge.
 MIN_EDGE_BUDGET_S = 0.05

@@ -40,7 +40,7 @@ def run_device(args: argparse.Namespace) -> int:
         pipeline.model_id, pipeline.payload_bits, args.edge, "TLS" if tls.ca else "plaintext", defaults.kind,
         defaults.p, args.seed, "token required" if getattr(args, "api_token", None) else "open",
     )
-    app = create_app(pipeline, client, max_in_flight=getattr(args, "max_in_flight", 16),
+    app = create_app(pipeline, client, max_in_flight=getattr(args, "max_in_flight", 32),
                      api_token=getattr(args, "api_token", None))
     uvicorn.run(app, host=args.host, port=args.port, log_level="info",
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
