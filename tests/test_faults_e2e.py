@@ -96,6 +96,7 @@ def test_an_edge_killed_under_load_gives_503_within_a_second_and_recovery_by_its
     assert {status for _, status, _ in load.results} <= {200, 503}, load.results
     after = [classify(pair.url) for _ in range(5)]
     assert all(status == 503 and seconds < 1.0 for _, status, seconds in after), after
+    print(f"\nedge killed: 503 in at most {max(s for _, _, s in after):.3f} s")
     assert any(start > killed and status == 503 for start, status, _ in load.results)
     not_ready = httpx.get(f"{pair.url}/readyz", timeout=10)
     assert not_ready.status_code == 503 and not_ready.headers["retry-after"] == "1"
@@ -108,6 +109,7 @@ def test_an_edge_killed_under_load_gives_503_within_a_second_and_recovery_by_its
     while classify(pair.url)[1] != 200:
         assert time.monotonic() < deadline, "the device did not recover by itself"
         time.sleep(0.2)
+    print(f"edge back: first 200 {time.monotonic() - (deadline - 20):.2f} s after it served again")
     assert httpx.get(f"{pair.url}/readyz", timeout=10).status_code == 200
 
 
@@ -118,6 +120,7 @@ def test_a_frozen_edge_gives_504_at_the_deadline(pair) -> None:
         _, status, seconds = classify(pair.url)
         assert status == 504
         assert RPC_TIMEOUT_S - 0.5 <= seconds <= RPC_TIMEOUT_S + 1.0, seconds
+        print(f"\nfrozen edge: 504 after {seconds:.2f} s (budget {RPC_TIMEOUT_S} s)")
     finally:
         os.kill(pair.edge.process.pid, signal.SIGCONT)
     deadline = time.monotonic() + 20
@@ -149,6 +152,7 @@ def test_keepalive_notices_a_frozen_edge_without_any_request(pair, tiny_bundle) 
             await client.close()
 
     noticed_after = asyncio.run(scenario())
+    print(f"\nkeepalive 1 s: idle connection to a frozen edge left READY after {noticed_after:.2f} s")
     assert noticed_after < 15
     wait_until(lambda: edge_is_serving(pair.edge_address), pair.edge, 30)
 
@@ -166,6 +170,8 @@ def test_an_edge_stopped_under_load_goes_not_serving_first_and_finishes_what_it_
     before = [status for start, status, _ in load.results if start < terminated]
     assert before and all(status == 200 for status in before), before  # everything sent before SIGTERM answered
     assert {status for _, status, _ in load.results} <= {200, 503}
+    print(f"\nedge SIGTERM: NOT_SERVING seen {seen:.2f} s after the signal; {len(before)} requests sent before it "
+          f"all 200; statuses overall {sorted({s for _, s, _ in load.results})}")
     pair.restart_edge("edge-after-term")
 
 

@@ -243,6 +243,10 @@ def test_ten_times_capacity_sheds_at_once_and_stays_bounded(pair) -> None:
     assert all(retry == "1" for status, _, retry in results if status == 503)
     assert max(seconds for _, seconds, _ in results) <= RPC_TIMEOUT_S + 1.0
     assert rss[-1] <= rss[0] * 1.2, rss
+    shed = [seconds for status, seconds, _ in results if status == 503]
+    print(f"\n10x capacity: {statuses.count(200)} x 200, {statuses.count(503)} x 503; slowest 200 "
+          f"{max(s for st, s, _ in results if st == 200):.2f} s, slowest 503 {max(shed):.2f} s, "
+          f"median 503 {sorted(shed)[len(shed) // 2]:.3f} s; device RSS {rss[0]:.0f} -> {rss[-1]:.0f} MiB")
 
 
 def test_a_bearer_token_guards_the_api_but_not_the_probes(pair, tmp_path) -> None:
