@@ -96,6 +96,8 @@ BAD_UPLOADS = [
     ("missing field", {"data": {"note": "no image"}}, 415, "multipart/form-data"),
     ("misnamed field", {"files": {"picture": ("a.png", PHOTO, "image/png")}}, 400, "'image' is required"),
     ("JSON body", {"json": {"image": "aGVsbG8="}}, 415, "multipart/form-data"),
+    ("broken multipart framing",
+     {"content": b"\x00" * 100, "headers": {"content-type": "multipart/form-data; boundary=x"}}, 400, "multipart"),
     ("huge dimensions", {"files": {"image": ("a.png", png_claiming_size(5000, 5000), "image/png")}}, 413,
      "pixels; the limit is 16777216"),
     ("over the byte limit", {"files": {"image": ("a.png", b"\x89PNG" + b"\x00" * (MAX_IMAGE_BYTES + 1), "x")}}, 413,
