@@ -174,10 +174,11 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, max_in_flight: int 
             raise fail(400, "bad_parameter", str(error)) from None
         if image is None:
             content_type = request.headers.get("content-type", "")
-            if not content_type.startswith("multipart/form-data"):
+            if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
                 raise fail(415, "not_multipart", f"the body must be multipart/form-data with a field 'image', "
                                                  f"not {content_type[:80] or 'a body without a content type'}")
-            raise fail(400, "missing_image", "multipart form field 'image' is required")
+            raise fail(400, "missing_image", "multipart form field 'image' is required (a file upload, sent as "
+                                             "multipart/form-data)")
         request_id = uuid.uuid4().hex
         try:
             if await request.is_disconnected():
