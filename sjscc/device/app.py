@@ -133,7 +133,8 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, max_in_flight: int 
         return HTTPException(status_code=status, detail=detail,
                              headers={"Retry-After": "1"} if status == 503 else None)
 
-    # Outermost first: token, body size, admission (Starlette wraps in reverse order of addition).
+    # Starlette makes the last one added the outermost: the token is checked first, then the body size, then
+    # whether there is a free slot.
     app.add_middleware(Admission, max_in_flight=max_in_flight, paths={"/v1/classify"},
                        on_refused=metrics.observe_error)
     app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes, on_refused=metrics.observe_error)
@@ -193,6 +194,8 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, max_in_flight: int 
             answer = await client.infer(encoded.payload, request_id, call, top_k=TOP_K, timeout_s=remaining)
         except tuple(e for e, _, _ in ERROR_STATUS) as error:
             status, kind = next((s, k) for e, s, k in ERROR_STATUS if isinstance(error, e))
+            if status >= 500:
+                log.warning("request %s: %s %s", request_id, status, error)
             raise fail(status, kind, str(error)) from None
         prediction, report = answer.prediction, answer.channel
         top = [{"label": s.label, "prob": round(s.prob, 6), "class_index": s.class_index} for s in prediction.top]

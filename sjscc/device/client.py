@@ -281,7 +281,8 @@ class EdgeClient:
             self.model_verified = False
             raise EdgeTimeoutError(f"edge at {self.address} did not answer {what} within its deadline: "
                                    f"{code.name}: {error.details()}") from None
-        if code == grpc.StatusCode.UNAVAILABLE:
+        # CANCELLED without our asking: the edge dropped the call while shutting down; it is unreachable, not wrong.
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
             self.model_verified = False
             raise EdgeUnavailableError(f"edge at {self.address} unavailable during {what}: {code.name}: "
                                        f"{error.details()}") from None
