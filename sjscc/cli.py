@@ -1,22 +1,133 @@
 """``sjscc``: the one command. Each subcommand imports only what it needs (``sjscc edge`` never loads FastAPI).
 
 Every option can also come from an environment variable ``SJSCC_<OPTION>`` (for containers); a flag on the
-command line wins over the environment.
+command line wins over the environment. A bad value in either is one line that names the option (and the
+variable) and exit status 2, never a traceback; ``--help`` works whatever the environment holds, because
+values from the environment are only converted once the command line is parsed.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 DEFAULT_BUNDLE = str(Path(__file__).resolve().parent.parent / "bundles" / "default")
 
 
+class EnvValue(str):
+    """A default read from ``SJSCC_<NAME>``: converters name the variable when its value is invalid."""
+
+    variable: str = ""
+
+
 def env_default(name: str, default: object) -> object:
-    """``SJSCC_<NAME>`` from the environment, else ``default``."""
-    return os.environ.get(f"SJSCC_{name.upper()}", default)
+    """``SJSCC_<NAME>`` from the environment (as an :class:`EnvValue`), else ``default``."""
+    variable = f"SJSCC_{name.upper()}"
+    raw = os.environ.get(variable)
+    if raw is None:
+        return default
+    value = EnvValue(raw)
+    value.variable = variable
+    return value
+
+
+def converter(name: str, convert: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse ``type`` that says where a bad value came from (flag or variable) and why it is bad."""
+
+    def parse(text: str) -> object:
+        try:
+            return convert(text.strip())
+        except (ValueError, TypeError) as error:
+            where = f"{text.variable}={text!r}" if isinstance(text, EnvValue) else repr(text)
+            reason = str(error) if str(error) else f"not a valid {name}"
+            raise argparse.ArgumentTypeError(f"{where}: {reason}") from None
+
+    parse.__name__ = name  # argparse names the type in some messages
+    return parse
+
+
+def _integer(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
+            raise ValueError(f"expected an integer {bounds}, got {value}")
+        return value
+
+    return convert
+
+
+def _number(low: float, high: float = math.inf, low_open: bool = False) -> Callable[[str], float]:
+    def convert(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"expected a number, got {text!r}") from None
+        if not (math.isfinite(value) and low <= value <= high) or (low_open and value == low):
+            opening = "(" if low_open else "["
+            interval = f"in {opening}{low:g}, {high:g}]" if high != math.inf else f"{'>' if low_open else '>='} {low:g}"
+            raise ValueError(f"expected a finite number {interval}, got {text}")
+        return value
+
+    return convert
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        if text not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return text
+
+    return convert
+
+
+def _address(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("expected HOST:PORT with a port in 1..65535, e.g. 127.0.0.1:50051")
+    return text
+
+
+def _seed(text: str) -> str:
+    """Checked here, parsed by the service (``sjscc.device.client.parse_seed``); empty means no seed."""
+    if text.lower() not in ("", "none"):
+        _integer(0, 2**63 - 1)(text)
+    return str(text)
+
+
+PORT = converter("port", _integer(0, 65535))
+POSITIVE_INT = converter("positive integer", _integer(1))
+PROBABILITY = converter("probability", _number(0.0, 1.0))
+NON_NEGATIVE = converter("non-negative number", _number(0.0))
+POSITIVE = converter("positive number", _number(0.0, low_open=True))
+ADDRESS = converter("address", _address)
+SEED = converter("seed", _seed)
+BURST = converter("burst", _number(1.0))
+
+
+def _interleave(text: str) -> str:
+    """Checked here, parsed by the service (``sjscc.device.client.parse_interleave``); empty/none/off: none."""
+    if text.lower() not in ("", "none", "off"):
+        _integer(0, 2**63 - 1)(text)
+    return str(text)
+
+
+INTERLEAVE = converter("interleaver seed", _interleave)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``sjscc device: error: argument --p: SJSCC_P='abc': ...``, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -66,7 +177,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sjscc", description=__doc__.splitlines()[0])
+    parser = Parser(prog="sjscc", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = sub.add_parser("train", help="train one step (backbone, codec, joint) from a YAML config",
@@ -81,42 +192,71 @@ def build_parser() -> argparse.ArgumentParser:
     edge = sub.add_parser("edge", help="run the edge gRPC server (reconstructor, converter, tail)")
     edge.add_argument("--bundle", default=env_default("bundle", DEFAULT_BUNDLE), help="model bundle folder")
     edge.add_argument("--host", default=env_default("edge_host", "127.0.0.1"), help="address to bind")
-    edge.add_argument("--port", type=int, default=int(env_default("edge_port", 50051)), help="port to bind")
+    edge.add_argument("--port", type=PORT, default=env_default("edge_port", 50051), help="port to bind")
     edge.add_argument("--compute-device", default=env_default("compute_device", "auto"),
                       help="torch device for the model: auto (CUDA when available, else CPU), cpu, cuda, cuda:1")
-    edge.add_argument("--max-batch-size", type=int, default=int(env_default("max_batch_size", 8)),
+    edge.add_argument("--max-batch-size", type=POSITIVE_INT, default=env_default("max_batch_size", 8),
                       help="most requests that share one forward pass")
-    edge.add_argument("--max-wait-ms", type=float, default=float(env_default("max_wait_ms", 2.0)),
+    edge.add_argument("--max-wait-ms", type=NON_NEGATIVE, default=env_default("max_wait_ms", 2.0),
                       help="longest a request waits for its batch to fill")
+    edge.add_argument("--max-queue", type=POSITIVE_INT, default=env_default("max_queue", 64),
+                      help="most requests waiting for a batch; past it the edge answers RESOURCE_EXHAUSTED at once")
+    edge.add_argument("--drain-delay", type=NON_NEGATIVE, default=env_default("drain_delay", 0.0),
+                      help="seconds between SIGTERM (health turns NOT_SERVING) and refusing new RPCs")
+    edge.add_argument("--tls-cert", default=env_default("tls_cert", None),
+                      help="PEM certificate (chain) of the edge; with --tls-key turns TLS on")
+    edge.add_argument("--tls-key", default=env_default("tls_key", None), help="PEM private key of --tls-cert")
+    edge.add_argument("--tls-client-ca", default=env_default("tls_client_ca", None),
+                      help="PEM CA bundle: require every client to present a certificate it signed (mutual TLS)")
     edge.set_defaults(func=_edge)
 
     device = sub.add_parser("device", help="run the device REST endpoint (head, encoder, pack, channel)")
     device.add_argument("--bundle", default=env_default("bundle", DEFAULT_BUNDLE), help="model bundle folder")
-    device.add_argument("--edge", default=env_default("edge", "127.0.0.1:50051"), help="edge address H:P")
+    device.add_argument("--edge", type=ADDRESS, default=env_default("edge", "127.0.0.1:50051"),
+                        help="edge address H:P")
     device.add_argument("--host", default=env_default("device_host", "127.0.0.1"), help="address to bind")
-    device.add_argument("--port", type=int, default=int(env_default("device_port", 8000)), help="port to bind")
-    device.add_argument("--channel", choices=["none", "bsc", "bec", "ge"], default=env_default("channel", "none"),
+    device.add_argument("--port", type=PORT, default=env_default("device_port", 8000), help="port to bind")
+    device.add_argument("--channel", type=converter("channel", _choice("none", "bsc", "bec", "ge")),
+                        default=env_default("channel", "none"), metavar="{none,bsc,bec,ge}",
                         help="channel applied to the payload bits (ge: Gilbert-Elliott bursts)")
-    device.add_argument("--p", type=float, default=float(env_default("p", 0.0)),
+    device.add_argument("--p", type=PROBABILITY, default=env_default("p", 0.0),
                         help="bit error (BSC), erasure (BEC) probability or mean bit error rate (GE)")
-    device.add_argument("--burst", default=env_default("burst", "8"), metavar="L",
+    device.add_argument("--burst", type=BURST, default=env_default("burst", "8"), metavar="L",
                         help="ge: mean burst length in bits (runs of consecutive bit errors), >= 1")
-    device.add_argument("--interleave", default=env_default("interleave", None), metavar="SEED",
+    device.add_argument("--interleave", type=INTERLEAVE, default=env_default("interleave", None), metavar="SEED",
                         help="seed of the bit interleaver around the channel (default: none)")
-    device.add_argument("--seed", default=env_default("seed", None),
+    device.add_argument("--seed", type=SEED, default=env_default("seed", None),
                         help="channel seed, an integer (default: fresh randomness)")
-    device.add_argument("--erasure-policy", choices=["random", "zero", "mask"],
-                        default=env_default("erasure_policy", "random"),
+    device.add_argument("--erasure-policy", type=converter("erasure policy", _choice("random", "zero", "mask")),
+                        default=env_default("erasure_policy", "random"), metavar="{random,zero,mask}",
                         help="what the edge reads for a BEC-erased bit: a fair coin (the papers'), 0, or a coin "
                              "drawn by the edge from an erasure mask sent beside the payload")
     device.add_argument("--compute-device", default=env_default("compute_device", "cpu"),
                         help="torch device for head and encoder")
-    device.add_argument("--max-image-bytes", type=int, default=int(env_default("max_image_bytes", 10 * 1024 * 1024)),
-                        help="largest upload accepted, in bytes")
-    device.add_argument("--max-image-pixels", type=int, default=int(env_default("max_image_pixels", 40_000_000)),
-                        help="largest image accepted, in pixels (width x height)")
-    device.add_argument("--rpc-timeout", type=float, default=float(env_default("rpc_timeout", 5.0)),
-                        help="deadline of every call to the edge, in seconds")
+    device.add_argument("--max-image-bytes", type=POSITIVE_INT,
+                        default=env_default("max_image_bytes", 10 * 1024 * 1024),
+                        help="largest upload accepted, in bytes (however the body is sent)")
+    device.add_argument("--max-image-pixels", type=POSITIVE_INT, default=env_default("max_image_pixels", None),
+                        help="largest image accepted, in pixels (width x height); default (128 x the model's input "
+                             "side)^2, at most 4096^2")
+    device.add_argument("--rpc-timeout", type=POSITIVE, default=env_default("rpc_timeout", 5.0),
+                        help="time budget of a request, in seconds; what is left of it when the bits leave is the "
+                             "gRPC deadline at the edge")
+    device.add_argument("--max-in-flight", type=POSITIVE_INT, default=env_default("max_in_flight", 32),
+                        help="most classifications in progress; past it the answer is 503 + Retry-After at once")
+    device.add_argument("--api-token", default=env_default("api_token", None),
+                        help="require 'Authorization: Bearer TOKEN' on the API (/healthz and /readyz stay open); "
+                             "prefer SJSCC_API_TOKEN to keep it out of the process list")
+    device.add_argument("--edge-ca", default=env_default("edge_ca", None),
+                        help="PEM CA bundle that signs the edge's certificate; turns TLS to the edge on")
+    device.add_argument("--tls-cert", default=env_default("tls_cert", None),
+                        help="PEM client certificate for mutual TLS with the edge (needs --edge-ca)")
+    device.add_argument("--tls-key", default=env_default("tls_key", None), help="PEM private key of --tls-cert")
+    device.add_argument("--edge-server-name", default=env_default("edge_server_name", None),
+                        help="name to check in the edge's certificate when the address does not carry it")
+    device.add_argument("--keepalive", type=POSITIVE, default=env_default("keepalive", 10.0),
+                        help="seconds between gRPC keepalive pings to the edge (a dead connection is noticed "
+                             "within twice this)")
     device.set_defaults(func=_device)
 
     demo = sub.add_parser("demo", help="start an edge and a device on loopback and classify a few images")
@@ -213,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except (ValueError, FileNotFoundError) as error:
-        print(f"sjscc {args.command}: error: {error}", file=sys.stderr)
+        message = " ".join(str(error).split())  # one line
+        print(f"sjscc {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -57,7 +57,7 @@ def test_compose_file_is_valid_and_wires_device_to_edge() -> None:
             device["environment"]["SJSCC_SEED"]) == ("bec", "0.2", "3")
     assert device["depends_on"]["edge"]["condition"] == "service_healthy"
     assert "sjscc.edge.healthcheck" in edge["healthcheck"]["test"]
-    assert any("/healthz" in part for part in device["healthcheck"]["test"])
+    assert any("/readyz" in part for part in device["healthcheck"]["test"])  # readiness: edge serves our model
     assert [p["target"] for p in device["ports"]] == [8000]
     assert "deploy" not in edge  # the GPU is opt-in
 

@@ -183,4 +183,15 @@ def load_bundle(path: str | Path) -> Bundle:
         spec = ModelSpec.from_dict(manifest["spec"])
     except (ConfigError, KeyError, TypeError) as error:
         raise BundleError(f"{manifest_path} has an invalid spec: {error}") from None
+    _check_classes(manifest_path, manifest.get("classes"), spec.backbone.num_classes)
     return Bundle(folder, manifest, spec)
+
+
+def _check_classes(manifest_path: Path, classes: object, num_classes: int) -> None:
+    """The class list names every output of the classifier, once: a shorter or longer one would mislabel."""
+    if not isinstance(classes, list) or not all(isinstance(name, str) and name for name in classes):
+        raise BundleError(f"{manifest_path}: 'classes' must be a list of non-empty names")
+    if len(classes) != num_classes:
+        raise BundleError(f"{manifest_path} lists {len(classes)} classes but its model has {num_classes} outputs")
+    if len(set(classes)) != len(classes):
+        raise BundleError(f"{manifest_path}: 'classes' names a class twice")

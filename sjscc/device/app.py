@@ -1,12 +1,19 @@
 """The device's REST endpoint (FastAPI), translation only: HTTP <-> :mod:`sjscc.device.pipeline` and
 :mod:`sjscc.device.client`, exceptions <-> status codes, results <-> the JSON answer of DESIGN.md.
 
-``POST /v1/classify`` (multipart field ``image``; query ``channel``, ``p``, ``seed``), ``GET /healthz``,
+``POST /v1/classify`` (multipart field ``image``; query ``channel``, ``p``, ``seed``), ``GET /healthz``
+(liveness: the process answers), ``GET /readyz`` (readiness: the edge is reachable and serves this model),
 ``GET /metrics``. Every failure is a JSON ``{"detail": "..."}`` that says what went wrong: 400 bad
-parameter or empty upload, 413 too large, 415 not an image, 502 the edge refused (other model), 503 the
-edge is unreachable (the gRPC channel reconnects by itself; nothing to restart), 504 the edge timed out.
+parameter or empty upload, 401 no/wrong bearer token (when one is configured), 413 too large, 415 not an
+image or not a multipart form, 422 malformed form, 502 the edge refused (other model), 503 + ``Retry-After``
+the device or the edge is at capacity or the edge is unreachable (the gRPC channel reconnects by itself),
+504 the edge did not answer within the request's time budget. The OpenAPI document declares all of them.
 
 For the web page: ``GET /`` (its files under ``/web/``), ``GET /v1/model``, and ``include=bits`` on classify.
+
+Each request has a time budget (``client.rpc_timeout_s``) from its arrival; what is left when the bits
+leave is the gRPC deadline, so the edge never computes for a device that has given up. A request whose
+client has disconnected is not computed.
 """
 
 from __future__ import annotations
@@ -21,24 +28,34 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import HTTPException, RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from sjscc.device.client import (
     ChannelCall,
+    EdgeBusyError,
     EdgeClient,
     EdgeError,
     EdgeModelMismatchError,
     EdgeRejectedError,
+    EdgeTimeoutError,
     EdgeUnavailableError,
     parse_seed,
     settings_for_request,
 )
+from sjscc.device.guards import Admission, BearerToken, BodySizeLimit
 from sjscc.device.metrics import DeviceMetrics
 from sjscc.device.model_card import ModelCard, wire_format_card
-from sjscc.device.pipeline import DevicePipeline, EmptyImageError, ImageTooLargeError, NotAnImageError
-from sjscc.device.transmission import ClassifyBitsView, parse_include, transmitted_bits
+from sjscc.device.pipeline import (
+    ACCEPTED_FORMATS,
+    DevicePipeline,
+    EmptyImageError,
+    ImageTooLargeError,
+    NotAnImageError,
+)
+from sjscc.device.schemas import ClassifyAnswer, ErrorAnswer, HealthAnswer, ReadyAnswer
+from sjscc.device.transmission import parse_include, transmitted_bits
 
 log = logging.getLogger("sjscc.device")
 
@@ -49,6 +66,8 @@ ERROR_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (NotAnImageError, 415, "not_an_image"),
     (EdgeModelMismatchError, 502, "model_mismatch"),
     (EdgeRejectedError, 502, "edge_rejected"),
+    (EdgeTimeoutError, 504, "edge_timeout"),
+    (EdgeBusyError, 503, "edge_busy"),
     (EdgeUnavailableError, 503, "edge_unavailable"),
     (EdgeError, 502, "edge_error"),
 )
@@ -58,6 +77,36 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 # The page loads nothing from elsewhere; the uploaded picture is previewed from a blob: URL.
 PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'",
                 "X-Content-Type-Options": "nosniff"}
+DEFAULT_MAX_IN_FLIGHT = 32
+# Less than this left of a request's budget when its bits are ready: shed it (503) rather than send it to
+# time out at the edge.
+MIN_EDGE_BUDGET_S = 0.05
+CLIENT_CLOSED_REQUEST = 499  # nginx's code: nobody reads it, the logs and metrics do
+
+
+def _error(description: str, retry: bool = False) -> dict:
+    answer: dict = {"model": ErrorAnswer, "description": description}
+    if retry:
+        answer["headers"] = {"Retry-After": {"description": "seconds to wait before retrying",
+                                             "schema": {"type": "string"}}}
+    return answer
+
+
+ERRORS_BEFORE_THE_APP = {
+    401: _error("no or wrong bearer token (only when the device is started with one)"),
+    413: _error("the request body is over the upload limit, or the image has too many pixels"),
+}
+CLASSIFY_ERRORS = {
+    400: _error("bad query value (channel, p, seed), empty upload, or no 'image' field"),
+    **ERRORS_BEFORE_THE_APP,
+    415: _error(f"not an image in an accepted format ({', '.join(ACCEPTED_FORMATS)}), a corrupt or truncated one, "
+                f"or a body that is not multipart/form-data"),
+    422: _error("a malformed multipart form"),
+    500: _error("a bug in the device; the detail only says to read its log"),
+    502: _error("the edge refused the request (it serves another model, or failed)"),
+    503: _error("the device or the edge is at capacity, or the edge is unreachable", retry=True),
+    504: _error("the edge did not answer within the request's time budget"),
+}
 
 
 def _ms(value: float) -> float:
@@ -79,9 +128,14 @@ def _add_page_routes(app: FastAPI, card: dict[str, Any]) -> None:
     app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
 
 
-def create_app(pipeline: DevicePipeline, client: EdgeClient, card: dict[str, Any] | None = None) -> FastAPI:
+def create_app(pipeline: DevicePipeline, client: EdgeClient, card: dict[str, Any] | None = None,
+               max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, api_token: str | None = None) -> FastAPI:
     """The device app for one pipeline (model) and one edge connection; ``card`` answers ``GET /v1/model``
-    (:func:`sjscc.device.model_card.model_card` of the bundle; the wire format alone when not given)."""
+    (:func:`sjscc.device.model_card.model_card` of the bundle; the wire format alone when not given).
+
+    ``max_in_flight`` classifications run at once (more get 503 at once); ``api_token`` makes every path but
+    ``/healthz`` and ``/readyz`` require ``Authorization: Bearer <token>``.
+    """
     metrics = DeviceMetrics()
     max_upload_bytes = pipeline.max_image_bytes + MULTIPART_OVERHEAD_BYTES
 
@@ -105,8 +159,20 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, card: dict[str, Any
         return HTTPException(status_code=status, detail=detail,
                              headers={"Retry-After": "1"} if status == 503 else None)
 
+    # Starlette makes the last one added the outermost: the token is checked first, then the body size, then
+    # whether there is a free slot.
+    app.add_middleware(Admission, max_in_flight=max_in_flight, paths={"/v1/classify"},
+                       on_refused=metrics.observe_error)
+    app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes, on_refused=metrics.observe_error)
+    if api_token:
+        app.add_middleware(BearerToken, token=api_token, on_refused=metrics.observe_error)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        if any(tuple(e["loc"])[-1:] == ("image",) for e in error.errors()):
+            metrics.observe_error(400, "missing_image")
+            return JSONResponse({"detail": "multipart form field 'image' must be a file upload (with a filename), "
+                                           "not a plain form value"}, status_code=400)
         problems = "; ".join(f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors())
         metrics.observe_error(422, "bad_request")
         return JSONResponse({"detail": f"invalid request: {problems}"}, status_code=422)
@@ -117,20 +183,12 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, card: dict[str, Any
         metrics.observe_error(500, "internal")
         return JSONResponse({"detail": "internal error on the device; see its log"}, status_code=500)
 
-    @app.middleware("http")
-    async def refuse_oversized_uploads(request: Request, call_next):
-        """Refuse a body announced as too large before it is read and spooled."""
-        length = request.headers.get("content-length", "")
-        if request.url.path == "/v1/classify" and length.isdigit() and int(length) > max_upload_bytes:
-            metrics.observe_error(413, "image_too_large")
-            return JSONResponse({"detail": f"the upload is {length} bytes; the limit is "
-                                           f"{pipeline.max_image_bytes} bytes of image"}, status_code=413)
-        return await call_next(request)
-
-    @app.post("/v1/classify", responses={200: {"model": ClassifyBitsView,
-                                               "description": "the prediction, its bits, channel and latency"}})
+    @app.post("/v1/classify", response_model=ClassifyAnswer, responses=CLASSIFY_ERRORS)
     async def classify(
-        image: Annotated[UploadFile | None, File(description="the picture, any format Pillow reads")] = None,
+        request: Request,
+        image: Annotated[UploadFile | None, File(
+            description=f"the picture: {', '.join(ACCEPTED_FORMATS)}; animated, palette, grey, 16-bit, CMYK and "
+                        f"alpha pictures are converted (first frame, over white)")] = None,
         channel: Annotated[str | None, Query(description="none, bsc, bec or ge (default: the deployment's)")] = None,
         p: Annotated[str | None, Query(description="flip/erasure probability in [0, 1] (ge: mean bit error rate)")
                      ] = None,
@@ -141,19 +199,35 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, card: dict[str, Any
                                                          "(base64) and the erased bits to the answer's 'bits'")] = None,
     ) -> dict:
         start = time.perf_counter()
+        deadline = start + client.rpc_timeout_s
         try:
             call = ChannelCall(settings_for_request(client.defaults, channel, p, burst, interleave), parse_seed(seed))
             call.keep_bits = "bits" in parse_include(include)
         except ValueError as error:
             raise fail(400, "bad_parameter", str(error)) from None
         if image is None:
-            raise fail(400, "missing_image", "multipart form field 'image' is required")
+            content_type = request.headers.get("content-type", "")
+            if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+                raise fail(415, "not_multipart", f"the body must be multipart/form-data with a field 'image', "
+                                                 f"not {content_type[:80] or 'a body without a content type'}")
+            raise fail(400, "missing_image", "multipart form field 'image' is required (a file upload, sent as "
+                                             "multipart/form-data)")
         request_id = uuid.uuid4().hex
         try:
+            if await request.is_disconnected():
+                raise fail(CLIENT_CLOSED_REQUEST, "client_gone", "the client went away before the work started")
             encoded = await run_in_threadpool(pipeline.encode_image, await image.read())
-            answer = await client.infer(encoded.payload, request_id, call, top_k=TOP_K)
+            remaining = deadline - time.perf_counter()
+            if remaining < MIN_EDGE_BUDGET_S:
+                raise fail(503, "overloaded", f"the request's {client.rpc_timeout_s:g} s budget ran out on the "
+                                              f"device before its bits could be sent; retry later")
+            if await request.is_disconnected():
+                raise fail(CLIENT_CLOSED_REQUEST, "client_gone", "the client went away before the bits were sent")
+            answer = await client.infer(encoded.payload, request_id, call, top_k=TOP_K, timeout_s=remaining)
         except tuple(e for e, _, _ in ERROR_STATUS) as error:
             status, kind = next((s, k) for e, s, k in ERROR_STATUS if isinstance(error, e))
+            if status >= 500:
+                log.warning("request %s: %s %s", request_id, status, error)
             raise fail(status, kind, str(error)) from None
         prediction, report = answer.prediction, answer.channel
         top = [{"label": s.label, "prob": round(s.prob, 6), "class_index": s.class_index} for s in prediction.top]
@@ -191,8 +265,9 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, card: dict[str, Any
             answer["bits"].update(transmitted_bits(report))
         return answer
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=HealthAnswer)
     async def healthz() -> dict:
+        """Liveness: 200 whenever the process answers; the body says whether the edge serves."""
         serving = await client.is_serving(timeout_s=0.5)
         return {
             "status": "ok" if serving else "degraded",
@@ -200,7 +275,23 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, card: dict[str, Any
             "edge": {"address": client.address, "serving": serving, "model_verified": client.model_verified},
         }
 
-    @app.get("/metrics")
+    @app.get("/readyz", response_model=ReadyAnswer,
+             responses={503: _error("the edge is unreachable, not serving, or serves another model", retry=True)})
+    async def readyz() -> dict:
+        """Readiness: 200 only when the edge answers, says SERVING, and serves this device's model."""
+        try:
+            await client.check_model(timeout_s=1.0)
+        except EdgeError as error:
+            raise fail(503, "not_ready", f"not ready: {error}") from None
+        if not await client.is_serving(timeout_s=1.0):
+            raise fail(503, "not_ready", f"not ready: the edge at {client.address} is not SERVING")
+        return {"status": "ready", "model_id": pipeline.model_id,
+                "edge": {"address": client.address, "serving": True, "model_verified": client.model_verified}}
+
+    @app.get("/metrics", response_class=PlainTextResponse,
+             responses={200: {"description": "Prometheus text exposition format",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        401: ERRORS_BEFORE_THE_APP[401]})
     async def prometheus_metrics() -> Response:
         return Response(metrics.render(), media_type=metrics.content_type)
 

@@ -5,7 +5,10 @@ device passes through it, and it corrupts the payload bits (BSC flips, BEC erase
 header fields (shape, model id) travel as a protected control channel. Its settings are the deployment's
 (``--channel/--p/--seed`` or ``SJSCC_*``), overridable per request; what it did (bits flipped, erased)
 comes back to the caller through :class:`ChannelCall`, which the caller puts in a context variable for
-the duration of one RPC. Every RPC has a deadline (:class:`DeadlineInterceptor`).
+the duration of one RPC. Every RPC has a deadline (:class:`DeadlineInterceptor`); :meth:`EdgeClient.infer`
+takes what is left of the request's time budget as its deadline, so the edge stops working on a request the
+device has given up on. Keepalive pings notice a dead connection (a frozen or vanished edge) without waiting
+for a request to time out. TLS and mutual TLS: :mod:`sjscc.common.tls`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from sjscc.common.channels import (
     check_probability,
     gilbert_elliott_transitions,
 )
+from sjscc.common.tls import TLSSettings
 from sjscc.proto import sjscc_pb2, sjscc_pb2_grpc
 
 log = logging.getLogger("sjscc.device")
@@ -42,6 +46,16 @@ CHANNEL_OPTIONS = (
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 )
+DEFAULT_KEEPALIVE_S = 10.0
+
+
+def keepalive_options(interval_s: float) -> list[tuple[str, int]]:
+    """Ping every ``interval_s`` even when idle; no answer within ``interval_s`` closes the connection."""
+    interval_ms = max(1, int(interval_s * 1000))
+    return [("grpc.keepalive_time_ms", interval_ms), ("grpc.keepalive_timeout_ms", interval_ms),
+            ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.max_pings_without_data", 0),
+            ("grpc.http2.min_time_between_pings_ms", interval_ms),
+            ("grpc.http2.ping_timeout_ms", interval_ms)]  # newer gRPC times a keepalive ping out by this one
 
 
 @dataclass(frozen=True)
@@ -247,6 +261,14 @@ class EdgeUnavailableError(EdgeError):
     """The edge cannot be reached (down, restarting, wrong address) or did not answer in time."""
 
 
+class EdgeTimeoutError(EdgeUnavailableError):
+    """The edge took the whole deadline without answering (frozen, or far too slow)."""
+
+
+class EdgeBusyError(EdgeUnavailableError):
+    """The edge is at capacity and refused the request at once (RESOURCE_EXHAUSTED): try again shortly."""
+
+
 class EdgeModelMismatchError(EdgeError):
     """The edge serves another model than this device's."""
 
@@ -280,9 +302,14 @@ class EdgeClient:
     """
 
     def __init__(self, address: str, expected: ExpectedModel, defaults: ChannelSettings, seed: int | None = None,
-                 rpc_timeout_s: float = DEFAULT_RPC_TIMEOUT_S) -> None:
+                 rpc_timeout_s: float = DEFAULT_RPC_TIMEOUT_S, tls: TLSSettings | None = None,
+                 keepalive_s: float = DEFAULT_KEEPALIVE_S) -> None:
         if rpc_timeout_s <= 0:
             raise ValueError(f"rpc timeout must be positive, got {rpc_timeout_s}")
+        if keepalive_s <= 0:
+            raise ValueError(f"keepalive interval must be positive, got {keepalive_s}")
+        self.tls = tls or TLSSettings()
+        self.keepalive_s = keepalive_s
         self.address = address
         self.expected = expected
         self.channel_interceptor = ChannelInterceptor(defaults, seed)
@@ -298,10 +325,14 @@ class EdgeClient:
 
     async def open(self) -> None:
         """Create the channel (lazy: nothing is dialled until the first RPC)."""
-        self._channel = grpc.aio.insecure_channel(
-            self.address, options=list(CHANNEL_OPTIONS),
-            interceptors=[DeadlineInterceptor(self.rpc_timeout_s), self.channel_interceptor],
-        )
+        options = [*CHANNEL_OPTIONS, *keepalive_options(self.keepalive_s), *self.tls.channel_options()]
+        interceptors = [DeadlineInterceptor(self.rpc_timeout_s), self.channel_interceptor]
+        credentials = self.tls.channel_credentials()
+        if credentials is None:
+            self._channel = grpc.aio.insecure_channel(self.address, options=options, interceptors=interceptors)
+        else:
+            self._channel = grpc.aio.secure_channel(self.address, credentials, options=options,
+                                                    interceptors=interceptors)
         self._stub = sjscc_pb2_grpc.EdgeInferenceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -312,7 +343,14 @@ class EdgeClient:
 
     def _raise_for(self, error: grpc.aio.AioRpcError, what: str) -> NoReturn:
         code = error.code()
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            raise EdgeBusyError(f"edge at {self.address} is at capacity for {what}: {error.details()}") from None
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            self.model_verified = False
+            raise EdgeTimeoutError(f"edge at {self.address} did not answer {what} within its deadline: "
+                                   f"{code.name}: {error.details()}") from None
+        # CANCELLED without our asking: the edge dropped the call while shutting down; it is unreachable, not wrong.
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
             self.model_verified = False
             raise EdgeUnavailableError(f"edge at {self.address} unavailable during {what}: {code.name}: "
                                        f"{error.details()}") from None
@@ -323,11 +361,11 @@ class EdgeClient:
             raise EdgeRejectedError(f"edge at {self.address} rejected {what}: {error.details()}") from None
         raise EdgeError(f"edge at {self.address} failed {what}: {code.name}: {error.details()}") from None
 
-    async def check_model(self) -> sjscc_pb2.ModelInfoReply:
+    async def check_model(self, timeout_s: float | None = None) -> sjscc_pb2.ModelInfoReply:
         """Ask the edge what it serves; raise :class:`EdgeModelMismatchError` unless it is our model."""
         assert self._stub is not None, "call open() first"
         try:
-            info = await self._stub.ModelInfo(sjscc_pb2.ModelInfoRequest(), timeout=self.rpc_timeout_s)
+            info = await self._stub.ModelInfo(sjscc_pb2.ModelInfoRequest(), timeout=timeout_s or self.rpc_timeout_s)
         except grpc.aio.AioRpcError as error:
             self._raise_for(error, "the model check")
         served = ExpectedModel(info.model_id, info.codec, info.timesteps, tuple(info.latent_shape))
@@ -354,11 +392,15 @@ class EdgeClient:
         return reply.status == health_pb2.HealthCheckResponse.SERVING
 
     async def infer(self, payload: bytes, request_id: str, call: ChannelCall | None = None,
-                    top_k: int = 5) -> EdgeAnswer:
-        """Send one payload through the channel to the edge and wait (at most the deadline) for its answer."""
+                    top_k: int = 5, timeout_s: float | None = None) -> EdgeAnswer:
+        """Send one payload through the channel to the edge and wait (at most ``timeout_s``, by default the
+        client's deadline) for its answer."""
         assert self._stub is not None, "call open() first"
+        timeout_s = self.rpc_timeout_s if timeout_s is None else timeout_s
         if not self.model_verified:
-            await self.check_model()
+            started = time.perf_counter()
+            await self.check_model(timeout_s)
+            timeout_s = max(timeout_s - (time.perf_counter() - started), 0.001)
         call = call or ChannelCall()
         request = sjscc_pb2.EncodedFeature(
             payload=payload,
@@ -372,7 +414,7 @@ class EdgeClient:
         token = current_call.set(call)
         start = time.perf_counter()
         try:
-            prediction = await self._stub.Infer(request, timeout=self.rpc_timeout_s)
+            prediction = await self._stub.Infer(request, timeout=timeout_s)
         except grpc.aio.AioRpcError as error:
             self._raise_for(error, f"request {request_id}")
         finally:

@@ -24,9 +24,12 @@ from sjscc.common.bundle import Bundle, BundleHalf
 from sjscc.common.devices import select_device
 
 DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
-DEFAULT_MAX_IMAGE_PIXELS = 40_000_000  # a 40-megapixel photo decodes to ~120 MB of RGB
-# Pillow formats that need external programs (EPS runs Ghostscript) are never opened.
-_REFUSED_FORMATS = {"EPS"}
+# A 4096 x 4096 picture (a 12-megapixel phone photo fits) decodes to at most 48 MB of RGB. The model sees
+# image_size^2 pixels (32 x 32 for CIFAR), so more than 128x downscaling per side gives it nothing.
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
+# Only what cameras and browsers produce: every other Pillow plugin (EPS runs Ghostscript; PSD, TGA, FITS,
+# ... are rarely used and large attack surface) is never opened. JPEG covers MPO (multi-picture JPEG).
+ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF")
 
 
 class ImageError(ValueError):
@@ -47,7 +50,12 @@ class NotAnImageError(ImageError):
 
 def _readable_formats() -> list[str]:
     Image.init()
-    return sorted(set(Image.OPEN) - _REFUSED_FORMATS)
+    return [name for name in ACCEPTED_FORMATS if name in Image.OPEN]
+
+
+def max_pixels_for(image_size: int) -> int:
+    """The default pixel cap for a model whose input is ``image_size`` square: 128x per side, at most 4096^2."""
+    return min(DEFAULT_MAX_IMAGE_PIXELS, (128 * image_size) ** 2)
 
 
 def decode_image(data: bytes, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
@@ -66,10 +74,10 @@ def decode_image(data: bytes, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     except Image.DecompressionBombError as error:
         raise ImageTooLargeError(f"the image has too many pixels: {error}") from None
     except Image.UnidentifiedImageError:
-        raise NotAnImageError(f"the upload ({len(data)} bytes, starting {data[:8]!r}) is not an image in any "
-                              f"format Pillow reads") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise NotAnImageError(f"the upload ({len(data)} bytes) is not a readable image: {error}") from None
+        raise NotAnImageError(f"the upload ({len(data)} bytes, starting {data[:8]!r}) is not an image in an "
+                              f"accepted format ({', '.join(ACCEPTED_FORMATS)})") from None
+    except Exception as error:  # noqa: BLE001 - any decoder failure on untrusted bytes is the upload's fault
+        raise NotAnImageError(f"the upload ({len(data)} bytes) is not a readable image: {_brief(error)}") from None
     width, height = image.size
     if width <= 0 or height <= 0:
         raise NotAnImageError(f"the image has no pixels ({width}x{height})")
@@ -82,9 +90,22 @@ def decode_image(data: bytes, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
             image.draft("RGB", (draft_size, draft_size))
         image.load()
         image = ImageOps.exif_transpose(image)
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
-        raise NotAnImageError(f"the {image.format or 'image'} data could not be decoded: {error}") from None
-    return _to_rgb(image)
+        if image.width * image.height > max_pixels:  # a header can lie about the size (e.g. EXIF rotation)
+            raise ImageTooLargeError(f"the decoded image is {image.width}x{image.height} pixels; the limit is "
+                                     f"{max_pixels} pixels")
+        return _to_rgb(image)
+    except ImageTooLargeError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise ImageTooLargeError(f"the image has too many pixels: {error}") from None
+    except Exception as error:  # noqa: BLE001 - truncated/corrupt data raises anything from any plugin
+        raise NotAnImageError(f"the {image.format or 'image'} data could not be decoded: {_brief(error)}") from None
+
+
+def _brief(error: Exception, limit: int = 200) -> str:
+    """A decoder's message, bounded: it may quote bytes of the upload."""
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -132,7 +153,7 @@ class DevicePipeline(BundleHalf):
     """
 
     def __init__(self, bundle: Bundle, device: str = "cpu", max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
-                 max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
+                 max_image_pixels: int | None = None) -> None:
         super().__init__(bundle)
         self.device = select_device(device)
         model = bundle.build(halves=("device",), device=self.device)
@@ -142,7 +163,7 @@ class DevicePipeline(BundleHalf):
         self.mean = tuple(bundle.spec.mean)
         self.std = tuple(bundle.spec.std)
         self.max_image_bytes = max_image_bytes
-        self.max_image_pixels = max_image_pixels
+        self.max_image_pixels = max_image_pixels or max_pixels_for(self.image_size)
         self._model_lock = threading.Lock()
 
     def warmup(self) -> None:

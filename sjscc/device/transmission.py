@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import base64
 
-from pydantic import BaseModel, Field
-
 from sjscc.device.client import ChannelReport
+from sjscc.device.schemas import BIT_ORDER
 
 INCLUDES = ("bits",)
-BIT_ORDER = "packed [T, c2, h2, w2] row-major, most significant bit first, zero-padded to a byte"
 
 
 def parse_include(include: str | None) -> frozenset[str]:
@@ -44,26 +42,3 @@ def transmitted_bits(report: ChannelReport) -> dict:
         "erased": _b64(report.erased_positions) if report.erased_bits else None,
         "bit_order": BIT_ORDER,
     }
-
-
-class PayloadBits(BaseModel):
-    """The answer's ``bits`` object (OpenAPI documentation; the route builds it as a plain dict)."""
-
-    payload_bits: int = Field(description="bits sent per image: T x c2 x h2 x w2")
-    timesteps: int = Field(description="T, spike time steps")
-    latent_shape: list[int] = Field(description="[c2, h2, w2]")
-    wire_bytes: int = Field(description="size of the protobuf message the edge received")
-    firing_rate: float = Field(description="fraction of payload bits that are 1")
-    sent: str | None = Field(None, description=f"only with include=bits: base64 of the payload as sent ({BIT_ORDER})")
-    received: str | None = Field(None, description="only with include=bits: base64 of the payload as the edge "
-                                                   "received it; a bit differing from 'sent' was flipped")
-    erased: str | None = Field(None, description="only with include=bits: base64 of the erased-bit mask (BEC), "
-                                                 "null when no bit was erased")
-    bit_order: str | None = Field(None, description="only with include=bits: how the base64 fields are laid out")
-
-
-class ClassifyBitsView(BaseModel):
-    """The part of the classify answer that ``include=bits`` extends (the other fields are in DESIGN.md)."""
-
-    model_config = {"extra": "allow"}
-    bits: PayloadBits

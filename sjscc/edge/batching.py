@@ -6,6 +6,9 @@ runs on a single worker thread: the event loop keeps accepting requests while th
 model (whose spiking neurons keep state during a forward pass) is never used by two threads at once.
 Callers get exactly what the batch function returns for their item; with a model whose samples do not
 interact (eval mode) that equals running the item alone.
+
+The queue is bounded (``max_queue`` items waiting): past it :meth:`MicroBatcher.submit` refuses at once with
+:class:`BatcherFullError`, so overload is answered immediately instead of every request waiting out its deadline.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ Result = TypeVar("Result")
 
 class BatcherClosedError(RuntimeError):
     """The batcher is shutting down and takes no more work."""
+
+
+class BatcherFullError(RuntimeError):
+    """The queue holds ``max_queue`` items already: shed this one rather than let it wait past its deadline."""
 
 
 @dataclass(frozen=True)
@@ -46,11 +53,14 @@ class MicroBatcher(Generic[Item, Result]):
     """Collect concurrent :meth:`submit` calls into lists for ``process_batch`` (one result per item, in order)."""
 
     def __init__(self, process_batch: Callable[[list[Item]], Sequence[Result]], max_batch_size: int = 8,
-                 max_wait_ms: float = 2.0) -> None:
+                 max_wait_ms: float = 2.0, max_queue: int = 64) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
         if max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be at least 1, got {max_queue}")
+        self.max_queue = max_queue
         self.process_batch = process_batch
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1e3
@@ -64,6 +74,9 @@ class MicroBatcher(Generic[Item, Result]):
         """Queue ``item`` and wait for its batch; exceptions of ``process_batch`` are re-raised here."""
         if self._closed:
             raise BatcherClosedError("the batcher is closed")
+        waiting = sum(1 for entry in self._pending if not entry.future.done())
+        if waiting >= self.max_queue:
+            raise BatcherFullError(f"the edge is at capacity: {waiting} requests queued (limit {self.max_queue})")
         if self._worker is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-batch")
             self._worker = asyncio.get_running_loop().create_task(self._run())

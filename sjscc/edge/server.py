@@ -2,7 +2,14 @@
 
 Besides ``sjscc.v1.EdgeInference`` it serves the standard ``grpc.health.v1`` health service (SERVING
 once the model is loaded, NOT_SERVING while shutting down) and server reflection. SIGTERM or SIGINT
+first turns health to NOT_SERVING (and keeps serving for ``drain_delay_s``, so load balancers notice), then
 stops accepting new RPCs, lets the ones in flight finish (``grace_s``), then exits.
+
+Hostile input: a request larger than the model's payload allows is refused by gRPC itself
+(RESOURCE_EXHAUSTED, before it is buffered); bytes that are not a protobuf are INVALID_ARGUMENT (requests
+are parsed here, not by the generated stub, whose parse failure would be INTERNAL); a full queue is
+RESOURCE_EXHAUSTED at once; every error message is bounded in size. Optional TLS / mutual TLS
+(:mod:`sjscc.common.tls`).
 """
 
 from __future__ import annotations
@@ -13,11 +20,13 @@ import signal
 from collections.abc import Callable
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from sjscc.edge.batching import Batched, BatcherClosedError, MicroBatcher
+from sjscc.common.tls import TLSSettings
+from sjscc.edge.batching import Batched, BatcherClosedError, BatcherFullError, MicroBatcher
 from sjscc.edge.pipeline import (
     DecodedRequest,
     EdgePipeline,
@@ -31,6 +40,28 @@ from sjscc.proto import sjscc_pb2, sjscc_pb2_grpc
 log = logging.getLogger("sjscc.edge")
 
 SERVICE_NAME = sjscc_pb2.DESCRIPTOR.services_by_name["EdgeInference"].full_name
+MAX_ERROR_CHARS = 512
+# Header fields (model id, codec, request id, shape) of a well-formed request fit easily in this.
+HEADER_ALLOWANCE_BYTES = 4096
+# Answer a client's keepalive pings (the device pings every few seconds to notice a dead connection).
+KEEPALIVE_SERVER_OPTIONS = (
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 1000),
+    ("grpc.http2.max_ping_strikes", 0),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+)
+
+
+def bounded(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """An error message cut to ``limit`` characters: it may quote a megabyte-long field of the request."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def max_request_bytes(pipeline: EdgePipeline) -> int:
+    """The largest request the model can need: its payload, an erasure mask as long, and the header."""
+    payload_bytes = (pipeline.payload_bits + 7) // 8
+    return 2 * payload_bytes + HEADER_ALLOWANCE_BYTES
 
 
 def request_from_proto(message: sjscc_pb2.EncodedFeature) -> EncodedRequest:
@@ -70,17 +101,29 @@ class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
         try:
             decoded = self.pipeline.decode(request_from_proto(request))
         except RequestError as error:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, bounded(str(error)))
         except ModelMismatchError as error:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, bounded(str(error)))
         try:
             batched = await self.batcher.submit(decoded)
+        except BatcherFullError as error:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
         except BatcherClosedError as error:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
         except Exception as error:  # noqa: BLE001 - the model failed (e.g. out of GPU memory): say so, keep serving
-            log.exception("forward pass failed for request %s", request.request_id)
-            await context.abort(grpc.StatusCode.INTERNAL, f"the edge failed to run the model: {error}")
+            log.exception("forward pass failed for request %s", bounded(request.request_id, 64))
+            await context.abort(grpc.StatusCode.INTERNAL, bounded(f"the edge failed to run the model: {error}"))
         return prediction_to_proto(batched, self.pipeline.model_id, str(self.pipeline.device))
+
+    async def infer_bytes(self, data: bytes, context: grpc.aio.ServicerContext) -> sjscc_pb2.Prediction:
+        """``Infer`` on the raw request bytes: a body that is not an ``EncodedFeature`` is the caller's error."""
+        request = sjscc_pb2.EncodedFeature()
+        try:
+            request.ParseFromString(data)
+        except DecodeError as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                bounded(f"the request ({len(data)} bytes) is not an sjscc.v1.EncodedFeature: {error}"))
+        return await self.Infer(request, context)
 
     async def ModelInfo(self, request: sjscc_pb2.ModelInfoRequest,
                         context: grpc.aio.ServicerContext) -> sjscc_pb2.ModelInfoReply:
@@ -97,18 +140,36 @@ class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
         )
 
 
+def add_service(service: EdgeInferenceService, server: grpc.aio.Server) -> None:
+    """Register ``sjscc.v1.EdgeInference`` with ``Infer`` taking raw bytes (see :meth:`infer_bytes`)."""
+    handlers = {
+        "Infer": grpc.unary_unary_rpc_method_handler(
+            service.infer_bytes, request_deserializer=None,
+            response_serializer=sjscc_pb2.Prediction.SerializeToString),
+        "ModelInfo": grpc.unary_unary_rpc_method_handler(
+            service.ModelInfo, request_deserializer=sjscc_pb2.ModelInfoRequest.FromString,
+            response_serializer=sjscc_pb2.ModelInfoReply.SerializeToString),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+
+
 def _bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
 async def serve(pipeline: EdgePipeline, host: str = "127.0.0.1", port: int = 50051, max_batch_size: int = 8,
                 max_wait_ms: float = 2.0, grace_s: float = 5.0,
-                on_ready: Callable[[int], None] | None = None, stop: asyncio.Event | None = None) -> None:
+                on_ready: Callable[[int], None] | None = None, stop: asyncio.Event | None = None,
+                max_queue: int = 64, drain_delay_s: float = 0.0, tls: TLSSettings | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or ``stop`` is set); ``on_ready`` gets the bound port."""
-    batcher: MicroBatcher[DecodedRequest, EdgePrediction] = MicroBatcher(pipeline.predict, max_batch_size, max_wait_ms)
+    credentials = (tls or TLSSettings()).server_credentials()  # file errors surface before the model loads
+    batcher: MicroBatcher[DecodedRequest, EdgePrediction] = MicroBatcher(pipeline.predict, max_batch_size, max_wait_ms,
+                                                                         max_queue=max_queue)
+    limit = max_request_bytes(pipeline)
     # so_reuseport off: a second edge on the same port must fail to start, not silently share it.
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    sjscc_pb2_grpc.add_EdgeInferenceServicer_to_server(EdgeInferenceService(pipeline, batcher), server)
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", limit),
+                                      *KEEPALIVE_SERVER_OPTIONS])
+    add_service(EdgeInferenceService(pipeline, batcher), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
@@ -116,7 +177,8 @@ async def serve(pipeline: EdgePipeline, host: str = "127.0.0.1", port: int = 500
     )
     address = _bind_address(host, port)
     try:
-        bound = server.add_insecure_port(address)
+        bound = (server.add_secure_port(address, credentials) if credentials is not None
+                 else server.add_insecure_port(address))
     except RuntimeError as error:
         raise ValueError(f"cannot listen on {address}: {error}") from None
     if bound == 0:
@@ -130,16 +192,20 @@ async def serve(pipeline: EdgePipeline, host: str = "127.0.0.1", port: int = 500
     await server.start()
     await health.set("", health_pb2.HealthCheckResponse.SERVING)
     await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-    log.info("edge serving model %s (%s, %d payload bits) on %s, compute on %s, batches of <= %d within %.1f ms",
-             pipeline.model_id, pipeline.codec, pipeline.payload_bits, _bind_address(host, bound), pipeline.device,
-             max_batch_size, max_wait_ms)
+    log.info("edge serving model %s (%s, %d payload bits) on %s (%s), compute on %s, batches of <= %d within %.1f ms, "
+             "queue <= %d, requests <= %d bytes", pipeline.model_id, pipeline.codec, pipeline.payload_bits,
+             _bind_address(host, bound), "plaintext" if credentials is None else "TLS", pipeline.device,
+             max_batch_size, max_wait_ms, max_queue, limit)
     if on_ready is not None:
         on_ready(bound)
     try:
         await stop.wait()
     finally:
-        log.info("edge shutting down: draining RPCs in flight (up to %.1f s)", grace_s)
-        await health.enter_graceful_shutdown()
+        await health.enter_graceful_shutdown()  # NOT_SERVING first, so load balancers stop sending
+        log.info("edge shutting down: NOT_SERVING; draining RPCs in flight (%.1f s delay, up to %.1f s grace)",
+                 drain_delay_s, grace_s)
+        if drain_delay_s > 0:
+            await asyncio.sleep(drain_delay_s)
         await server.stop(grace_s)
         await batcher.close()
         for signum in (signal.SIGTERM, signal.SIGINT):

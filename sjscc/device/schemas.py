@@ -1,0 +1,96 @@
+"""The device API's answers as pydantic models, so the OpenAPI document gives a generated client real types.
+
+``extra="allow"``: a field added to an answer (e.g. by a later feature) passes through before the model lists it.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# The layout of the packed payload (sjscc.common.bitstream), as the include=bits fields carry it.
+BIT_ORDER = "packed [T, c2, h2, w2] row-major, most significant bit first, zero-padded to a byte"
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorAnswer(BaseModel):
+    """Every 4xx/5xx: what went wrong, in words."""
+
+    detail: str = Field(description="what was wrong with the request, or why it could not be served")
+
+
+class ClassScore(_Answer):
+    label: str
+    prob: float = Field(ge=0, le=1)
+    class_index: int = Field(ge=0)
+
+
+class PayloadBits(_Answer):
+    payload_bits: int = Field(ge=1, description="T*c2*h2*w2: the bits the channel acted on")
+    timesteps: int = Field(ge=1, description="T, spike time steps")
+    latent_shape: list[int] = Field(description="[c2, h2, w2]")
+    wire_bytes: int = Field(ge=0, description="the serialized gRPC request as sent")
+    firing_rate: float = Field(ge=0, le=1, description="fraction of payload bits that are 1")
+    sent: str | None = Field(None, description=f"only with include=bits: base64 of the payload as sent ({BIT_ORDER})")
+    received: str | None = Field(None, description="only with include=bits: base64 of the payload as the edge "
+                                                   "received it; a bit differing from 'sent' was flipped")
+    erased: str | None = Field(None, description="only with include=bits: base64 of the erased-bit mask (BEC), "
+                                                 "null when no bit was erased")
+    bit_order: str | None = Field(None, description="only with include=bits: how the base64 fields are laid out")
+
+
+class ChannelAnswer(_Answer):
+    kind: str
+    p: float = Field(ge=0, le=1)
+    seed: int | None = None
+    flipped_bits: int = Field(ge=0)
+    erased_bits: int = Field(ge=0)
+    burst: float | None = Field(None, description="ge: the mean burst length (null for the other kinds)")
+    interleave: int | None = Field(None, description="the bit interleaver's seed, null when none")
+
+
+class LatencyMs(_Answer):
+    device_compute: float
+    pack: float
+    channel: float
+    rpc: float
+    edge_compute: float
+    total: float
+
+
+class EdgeReport(_Answer):
+    batch_size: int
+    queue_ms: float
+    compute_device: str
+
+
+class ClassifyAnswer(_Answer):
+    request_id: str
+    label: str
+    class_index: int = Field(ge=0)
+    top: list[ClassScore]
+    model_id: str
+    bits: PayloadBits
+    channel: ChannelAnswer
+    latency_ms: LatencyMs
+    edge: EdgeReport
+
+
+class EdgeHealth(_Answer):
+    address: str
+    serving: bool
+    model_verified: bool
+
+
+class HealthAnswer(_Answer):
+    status: str = Field(description="ok when the edge serves, degraded otherwise (the device itself is alive)")
+    model_id: str
+    edge: EdgeHealth
+
+
+class ReadyAnswer(_Answer):
+    status: str
+    model_id: str
+    edge: EdgeHealth
