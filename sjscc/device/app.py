@@ -151,7 +151,7 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient) -> FastAPI:
                         "flipped_bits": report.flipped_bits, "erased_bits": report.erased_bits},
             "latency_ms": latency_ms,
             "edge": {"batch_size": prediction.batch_size, "queue_ms": _ms(prediction.queue_ms),
-                     "compute_device": prediction.compute_device},
+                     "compute_device": prediction.compute_device, "instance": prediction.instance},
         }
 
     @app.get("/healthz")

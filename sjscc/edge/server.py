@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 from collections.abc import Callable
 
 import grpc
@@ -46,7 +48,14 @@ def request_from_proto(message: sjscc_pb2.EncodedFeature) -> EncodedRequest:
     )
 
 
-def prediction_to_proto(batched: Batched[EdgePrediction], model_id: str, compute_device: str) -> sjscc_pb2.Prediction:
+def edge_instance() -> str:
+    """This replica's name for ``Prediction.instance``: ``SJSCC_INSTANCE``, else the host name (a container's
+    or pod's), so a device balancing over several edges can tell which one answered."""
+    return os.environ.get("SJSCC_INSTANCE", "").strip() or socket.gethostname()
+
+
+def prediction_to_proto(batched: Batched[EdgePrediction], model_id: str, compute_device: str,
+                        instance: str = "") -> sjscc_pb2.Prediction:
     prediction = batched.value
     return sjscc_pb2.Prediction(
         request_id=prediction.request_id,
@@ -56,6 +65,7 @@ def prediction_to_proto(batched: Batched[EdgePrediction], model_id: str, compute
         queue_ms=batched.queue_ms,
         batch_size=batched.batch_size,
         compute_device=compute_device,
+        instance=instance,
     )
 
 
@@ -65,6 +75,7 @@ class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
     def __init__(self, pipeline: EdgePipeline, batcher: MicroBatcher[DecodedRequest, EdgePrediction]) -> None:
         self.pipeline = pipeline
         self.batcher = batcher
+        self.instance = edge_instance()
 
     async def Infer(self, request: sjscc_pb2.EncodedFeature, context: grpc.aio.ServicerContext) -> sjscc_pb2.Prediction:
         try:
@@ -80,7 +91,7 @@ class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
         except Exception as error:  # noqa: BLE001 - the model failed (e.g. out of GPU memory): say so, keep serving
             log.exception("forward pass failed for request %s", request.request_id)
             await context.abort(grpc.StatusCode.INTERNAL, f"the edge failed to run the model: {error}")
-        return prediction_to_proto(batched, self.pipeline.model_id, str(self.pipeline.device))
+        return prediction_to_proto(batched, self.pipeline.model_id, str(self.pipeline.device), self.instance)
 
     async def ModelInfo(self, request: sjscc_pb2.ModelInfoRequest,
                         context: grpc.aio.ServicerContext) -> sjscc_pb2.ModelInfoReply:
