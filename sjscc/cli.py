@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     device = sub.add_parser("device", help="run the device REST endpoint (head, encoder, pack, channel)")
     device.add_argument("--bundle", default=env_default("bundle", DEFAULT_BUNDLE), help="model bundle folder")
-    device.add_argument("--edge", default=env_default("edge", "127.0.0.1:50051"), help="edge address H:P")
+    device.add_argument("--edge", default=env_default("edge", "127.0.0.1:50051"),
+                        help="edge address H:P; a list H1:P1,H2:P2 or a DNS name with several addresses is "
+                             "balanced by gRPC round_robin")
     device.add_argument("--host", default=env_default("device_host", "127.0.0.1"), help="address to bind")
     device.add_argument("--port", type=int, default=int(env_default("device_port", 8000)), help="port to bind")
     device.add_argument("--channel", choices=["none", "bsc", "bec"], default=env_default("channel", "none"),
