@@ -42,8 +42,9 @@ if ! docker compose version >/dev/null 2>&1; then
         plugin=""
     done
     if [[ -n "$plugin" && -x "$plugin" ]]; then
-        mkdir -p "$HOME/.docker/cli-plugins"
-        install -m 0755 "$(readlink -f "$plugin")" "$HOME/.docker/cli-plugins/docker-compose"
+        plugins="${DOCKER_CONFIG:-${HOME:-/root}/.docker}/cli-plugins"
+        mkdir -p "$plugins"
+        install -m 0755 "$(readlink -f "$plugin")" "$plugins/docker-compose"
         say "installed $plugin as the docker compose plugin"
     fi
 fi

@@ -314,13 +314,14 @@ def test_three_replicas_share_the_requests_and_losing_one_is_survived(stack: Sta
     subprocess.run(["docker", "kill", victim], capture_output=True, timeout=60, check=True)
     killed_at = time.monotonic()
     outcomes: list[tuple[float, int, str]] = []
-    while len(outcomes) < 30:
+    # At least 30 requests, and for long enough that some are sent well after the first deadline.
+    while len(outcomes) < 30 or time.monotonic() - killed_at < RPC_DEADLINE_S + 6.0:
         started = time.monotonic() - killed_at
         reply = classify(stack.url, photo(), timeout=RPC_DEADLINE_S * 3)
         outcomes.append((started, reply.status_code, instance(reply)[:12] if reply.status_code == 200 else ""))
     (stack.log_dir / "after-kill.json").write_text(json.dumps(outcomes))
     late = [o for o in outcomes if o[0] > RPC_DEADLINE_S + 1.0]
-    assert all(status == 200 for _, status, _ in late), outcomes
+    assert late and all(status == 200 for _, status, _ in late), outcomes
     assert all(status in (200, 503, 504) for _, status, _ in outcomes), outcomes
     served = Counter(name for _, status, name in outcomes if status == 200)
     print(f"after killing {victim[:12]}: {dict(served)}, failures {sum(s != 200 for _, s, _ in outcomes)}")
