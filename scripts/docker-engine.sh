@@ -22,8 +22,12 @@ if ! command -v docker >/dev/null; then
 fi
 if ! docker info >/dev/null 2>&1; then
     if [[ $root == yes ]] && command -v dockerd >/dev/null; then
-        say "starting dockerd (log: /tmp/dockerd.log)"
-        nohup dockerd >/tmp/dockerd.log 2>&1 &
+        if pgrep -x dockerd >/dev/null; then
+            say "dockerd is running but does not answer yet; waiting"
+        else
+            say "starting dockerd (log: /tmp/dockerd.log)"
+            nohup dockerd >>/tmp/dockerd.log 2>&1 &
+        fi
         for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
     fi
 fi

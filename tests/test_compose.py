@@ -175,7 +175,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     engine = _run_script("docker-engine.sh", env, 300, log_dir / "engine.log")
     if engine.returncode != 0:
         pytest.skip(f"no Docker engine could be started, so `docker compose up` was not tested: "
-                    f"{_tail(log_dir / 'engine.log', 3)}")
+                    f"{_tail(log_dir / 'engine.log', 1)}")
     build = _run_script("compose-images.sh", env, BUILD_TIMEOUT_S, log_dir / "build.log")
     assert build.returncode == 0, f"the images did not build:\n{_tail(log_dir / 'build.log')}"
     for line in build.stdout.splitlines():  # `export K=V ...` with the choices the build made
