@@ -108,7 +108,19 @@ POSITIVE_INT = converter("positive integer", _integer(1))
 PROBABILITY = converter("probability", _number(0.0, 1.0))
 NON_NEGATIVE = converter("non-negative number", _number(0.0))
 POSITIVE = converter("positive number", _number(0.0, low_open=True))
-ADDRESS = converter("address", _address)
+
+
+def _edge_address(text: str) -> str:
+    """One HOST:PORT, a comma-separated list of them, or a target in gRPC's own syntax (``dns:``, ``ipv4:``...);
+    ``sjscc.device.client.edge_target`` turns it into the channel's target."""
+    if text.strip().startswith(("dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:", "vsock:")):
+        return text
+    for part in text.split(","):
+        _address(part.strip())
+    return text
+
+
+EDGE_ADDRESS = converter("edge address", _edge_address)
 SEED = converter("seed", _seed)
 BURST = converter("burst", _number(1.0))
 
@@ -212,8 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     device = sub.add_parser("device", help="run the device REST endpoint (head, encoder, pack, channel)")
     device.add_argument("--bundle", default=env_default("bundle", DEFAULT_BUNDLE), help="model bundle folder")
-    device.add_argument("--edge", type=ADDRESS, default=env_default("edge", "127.0.0.1:50051"),
-                        help="edge address H:P")
+    device.add_argument("--edge", type=EDGE_ADDRESS, default=env_default("edge", "127.0.0.1:50051"),
+                        help="edge address H:P; a list H1:P1,H2:P2 or a DNS name with several addresses is "
+                             "balanced by gRPC round_robin")
     device.add_argument("--host", default=env_default("device_host", "127.0.0.1"), help="address to bind")
     device.add_argument("--port", type=PORT, default=env_default("device_port", 8000), help="port to bind")
     device.add_argument("--channel", type=converter("channel", _choice("none", "bsc", "bec", "ge")),

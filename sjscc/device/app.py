@@ -259,7 +259,7 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, card: dict[str, Any
                         "burst": report.burst, "interleave": report.interleave},
             "latency_ms": latency_ms,
             "edge": {"batch_size": prediction.batch_size, "queue_ms": _ms(prediction.queue_ms),
-                     "compute_device": prediction.compute_device},
+                     "compute_device": prediction.compute_device, "instance": prediction.instance},
         }
         if call.keep_bits:
             answer["bits"].update(transmitted_bits(report))

@@ -64,6 +64,7 @@ class EdgeReport(_Answer):
     batch_size: int
     queue_ms: float
     compute_device: str
+    instance: str = Field("", description="the edge replica that served the request (its hostname)")
 
 
 class ClassifyAnswer(_Answer):

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 from collections.abc import Callable
 
 import grpc
@@ -77,7 +79,14 @@ def request_from_proto(message: sjscc_pb2.EncodedFeature) -> EncodedRequest:
     )
 
 
-def prediction_to_proto(batched: Batched[EdgePrediction], model_id: str, compute_device: str) -> sjscc_pb2.Prediction:
+def edge_instance() -> str:
+    """This replica's name for ``Prediction.instance``: ``SJSCC_INSTANCE``, else the host name (a container's
+    or pod's), so a device balancing over several edges can tell which one answered."""
+    return os.environ.get("SJSCC_INSTANCE", "").strip() or socket.gethostname()
+
+
+def prediction_to_proto(batched: Batched[EdgePrediction], model_id: str, compute_device: str,
+                        instance: str = "") -> sjscc_pb2.Prediction:
     prediction = batched.value
     return sjscc_pb2.Prediction(
         request_id=prediction.request_id,
@@ -87,6 +96,7 @@ def prediction_to_proto(batched: Batched[EdgePrediction], model_id: str, compute
         queue_ms=batched.queue_ms,
         batch_size=batched.batch_size,
         compute_device=compute_device,
+        instance=instance,
     )
 
 
@@ -96,6 +106,7 @@ class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
     def __init__(self, pipeline: EdgePipeline, batcher: MicroBatcher[DecodedRequest, EdgePrediction]) -> None:
         self.pipeline = pipeline
         self.batcher = batcher
+        self.instance = edge_instance()
 
     async def Infer(self, request: sjscc_pb2.EncodedFeature, context: grpc.aio.ServicerContext) -> sjscc_pb2.Prediction:
         try:
@@ -113,7 +124,7 @@ class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
         except Exception as error:  # noqa: BLE001 - the model failed (e.g. out of GPU memory): say so, keep serving
             log.exception("forward pass failed for request %s", bounded(request.request_id, 64))
             await context.abort(grpc.StatusCode.INTERNAL, bounded(f"the edge failed to run the model: {error}"))
-        return prediction_to_proto(batched, self.pipeline.model_id, str(self.pipeline.device))
+        return prediction_to_proto(batched, self.pipeline.model_id, str(self.pipeline.device), self.instance)
 
     async def infer_bytes(self, data: bytes, context: grpc.aio.ServicerContext) -> sjscc_pb2.Prediction:
         """``Infer`` on the raw request bytes: a body that is not an ``EncodedFeature`` is the caller's error."""

@@ -37,7 +37,7 @@ class ClassScore(_message.Message):
     def __init__(self, label: _Optional[str] = ..., prob: _Optional[float] = ..., class_index: _Optional[int] = ...) -> None: ...
 
 class Prediction(_message.Message):
-    __slots__ = ("request_id", "model_id", "top", "edge_compute_ms", "queue_ms", "batch_size", "compute_device")
+    __slots__ = ("request_id", "model_id", "top", "edge_compute_ms", "queue_ms", "batch_size", "compute_device", "instance")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     TOP_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,7 @@ class Prediction(_message.Message):
     QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_DEVICE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     model_id: str
     top: _containers.RepeatedCompositeFieldContainer[ClassScore]
@@ -52,7 +53,8 @@ class Prediction(_message.Message):
     queue_ms: float
     batch_size: int
     compute_device: str
-    def __init__(self, request_id: _Optional[str] = ..., model_id: _Optional[str] = ..., top: _Optional[_Iterable[_Union[ClassScore, _Mapping]]] = ..., edge_compute_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ..., batch_size: _Optional[int] = ..., compute_device: _Optional[str] = ...) -> None: ...
+    instance: str
+    def __init__(self, request_id: _Optional[str] = ..., model_id: _Optional[str] = ..., top: _Optional[_Iterable[_Union[ClassScore, _Mapping]]] = ..., edge_compute_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ..., batch_size: _Optional[int] = ..., compute_device: _Optional[str] = ..., instance: _Optional[str] = ...) -> None: ...
 
 class ModelInfoRequest(_message.Message):
     __slots__ = ()
