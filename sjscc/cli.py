@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.set_defaults(func=_plot)
 
     bench = sub.add_parser(
-        "bench", help="measure codec, packing and channel speed; save JSON",
+        "bench", help="measure the model, the bits and the service end to end; save JSON",
         description="Speed benchmark on random inputs (says nothing about accuracy): SNN encoder with the first "
                     "Conv-BN computed once vs the naive T-fold recompute, decoder, head/tail, pack/unpack, BSC/BEC "
                     "on tensors and on packed payloads, in-process pipeline throughput, peak memory. Prints a table.")
@@ -187,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", metavar="FILE.json", default=None, help="save the JSON report here")
     bench.add_argument("--device", choices=["auto", "cpu", "cuda"], default=env_default("bench_device", "auto"),
                        help="torch device (auto: CUDA when available)")
+    bench.add_argument("--mode", choices=["all", "model", "e2e"], default="all",
+                       help="model: the per-stage model table; e2e: in-process limit, REST through edge and device "
+                            "started on loopback, TCP bytes, Gbit/s (needs --bundle); all (default): both when a "
+                            "bundle is given, the model table otherwise")
+    bench.add_argument("--smoke", action="store_true",
+                       help="tiny counts everywhere (CI: checks the bench works; its numbers mean nothing)")
+    bench.add_argument("--edges", type=int, default=1,
+                       help="e2e: also measure this many edge processes behind one device (its --edge list)")
     bench.set_defaults(func=_bench)
     return parser
 
