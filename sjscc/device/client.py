@@ -27,6 +27,8 @@ from sjscc.proto import sjscc_pb2, sjscc_pb2_grpc
 log = logging.getLogger("sjscc.device")
 
 DEFAULT_RPC_TIMEOUT_S = 5.0
+# Compact requests name their model by its id's 8 raw bytes in this binary metadata header (see sjscc.proto).
+MODEL_METADATA_KEY = "sjscc-model-bin"
 MAX_SEED = 2**63 - 1
 # Reconnect quickly after the edge restarts, instead of gRPC's default backoff of up to two minutes.
 CHANNEL_OPTIONS = (
@@ -121,9 +123,11 @@ current_call: contextvars.ContextVar[ChannelCall | None] = contextvars.ContextVa
 class ChannelInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
     """The channel between device and edge: BSC/BEC on the payload bits of every ``EncodedFeature``."""
 
-    def __init__(self, defaults: ChannelSettings, seed: int | None = None) -> None:
+    def __init__(self, defaults: ChannelSettings, seed: int | None = None,
+                 payload_shape: tuple[int, ...] | None = None) -> None:
         self.defaults = defaults
         self.seed = seed
+        self.payload_shape = payload_shape  # for compact requests, whose header leaves the shape to the model id
         self._stream = torch.Generator()
         if seed is None:
             self._stream.seed()
@@ -137,7 +141,9 @@ class ChannelInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         settings = call.settings if call is not None and call.settings is not None else self.defaults
         seed = call.seed if call is not None else None
         generator = torch.Generator().manual_seed(seed) if seed is not None else self._stream
-        shape = [request.timesteps, *request.latent_shape]
+        shape = [request.timesteps, *request.latent_shape] if request.timesteps else self.payload_shape
+        if shape is None:
+            raise ValueError("a request without timesteps/latent_shape needs the interceptor's payload_shape")
         channel = build_channel(settings.kind, settings.erasure_policy)
         outcome = apply_to_payload(channel, request.payload, shape, settings.p, generator)
         received = sjscc_pb2.EncodedFeature()
@@ -209,16 +215,27 @@ class EdgeClient:
 
     The check runs at startup and again after every connection loss or model refusal, so a device keeps
     running while the edge restarts and notices when the edge comes back with another model.
+
+    ``compact`` requests (the default) carry the payload and ``top_k`` only: the model id travels as 8 raw
+    bytes of binary metadata, codec and shape are implied by it (it is a content hash over them), and the
+    request id stays on the device. ``compact=False`` sends the full header of earlier versions (strings and
+    lists), for edges that predate the compact form. docs/PERFORMANCE.md has the bytes each costs on TCP.
     """
 
     def __init__(self, address: str, expected: ExpectedModel, defaults: ChannelSettings, seed: int | None = None,
-                 rpc_timeout_s: float = DEFAULT_RPC_TIMEOUT_S) -> None:
+                 rpc_timeout_s: float = DEFAULT_RPC_TIMEOUT_S, compact: bool = True) -> None:
         if rpc_timeout_s <= 0:
             raise ValueError(f"rpc timeout must be positive, got {rpc_timeout_s}")
         self.address = address
         self.expected = expected
-        self.channel_interceptor = ChannelInterceptor(defaults, seed)
+        self.channel_interceptor = ChannelInterceptor(defaults, seed,
+                                                      (expected.timesteps, *expected.latent_shape))
         self.rpc_timeout_s = rpc_timeout_s
+        self.compact = compact
+        try:
+            self._model_metadata = ((MODEL_METADATA_KEY, bytes.fromhex(expected.model_id)),)
+        except ValueError:
+            self._model_metadata = None  # not a hex content hash: only the full header can name it
         self.model_verified = False
         self._channel: grpc.aio.Channel | None = None
         self._stub: sjscc_pb2_grpc.EdgeInferenceStub | None = None
@@ -292,24 +309,31 @@ class EdgeClient:
         if not self.model_verified:
             await self.check_model()
         call = call or ChannelCall()
-        request = sjscc_pb2.EncodedFeature(
-            payload=payload,
-            timesteps=self.expected.timesteps,
-            latent_shape=list(self.expected.latent_shape),
-            codec=self.expected.codec,
-            model_id=self.expected.model_id,
-            request_id=request_id,
-            top_k=top_k,
-        )
+        metadata = None
+        if self.compact and self._model_metadata is not None:
+            request = sjscc_pb2.EncodedFeature(payload=payload, top_k=top_k)
+            metadata = self._model_metadata
+        else:
+            request = sjscc_pb2.EncodedFeature(
+                payload=payload,
+                timesteps=self.expected.timesteps,
+                latent_shape=list(self.expected.latent_shape),
+                codec=self.expected.codec,
+                model_id=self.expected.model_id,
+                request_id=request_id,
+                top_k=top_k,
+            )
         token = current_call.set(call)
         start = time.perf_counter()
         try:
-            prediction = await self._stub.Infer(request, timeout=self.rpc_timeout_s)
+            prediction = await self._stub.Infer(request, timeout=self.rpc_timeout_s, metadata=metadata)
         except grpc.aio.AioRpcError as error:
             self._raise_for(error, f"request {request_id}")
         finally:
             current_call.reset(token)
         rpc_ms = (time.perf_counter() - start) * 1e3
+        if not prediction.request_id:
+            prediction.request_id = request_id  # compact requests leave the id on the device
         if call.report is None:
             raise RuntimeError("the channel interceptor did not report on this request")
         return EdgeAnswer(prediction, call.report, rpc_ms - call.report.channel_ms)
