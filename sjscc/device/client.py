@@ -27,14 +27,15 @@ from sjscc.proto import sjscc_pb2, sjscc_pb2_grpc
 log = logging.getLogger("sjscc.device")
 
 DEFAULT_RPC_TIMEOUT_S = 5.0
-# Compact requests name their model by its id's 8 raw bytes in this binary metadata header (see sjscc.proto).
-MODEL_METADATA_KEY = "sjscc-model-bin"
 MAX_SEED = 2**63 - 1
 # Reconnect quickly after the edge restarts, instead of gRPC's default backoff of up to two minutes.
 CHANNEL_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    # No bandwidth-delay-product PINGs: small unary messages never need a bigger window, and the probes cost
+    # ~1-6 bytes per request on the uplink (measured by sjscc bench's counting proxy).
+    ("grpc.http2.bdp_probe", 0),
 )
 
 
@@ -216,9 +217,9 @@ class EdgeClient:
     The check runs at startup and again after every connection loss or model refusal, so a device keeps
     running while the edge restarts and notices when the edge comes back with another model.
 
-    ``compact`` requests (the default) carry the payload and ``top_k`` only: the model id travels as 8 raw
-    bytes of binary metadata, codec and shape are implied by it (it is a content hash over them), and the
-    request id stays on the device. ``compact=False`` sends the full header of earlier versions (strings and
+    ``compact`` requests (the default) carry the payload, the model id as 8 raw bytes (``model_key``) and
+    ``top_k`` only: codec and shape are implied by the model id (a content hash over them), and the request id
+    stays on the device. ``compact=False`` sends the full header of earlier versions (strings and
     lists), for edges that predate the compact form. docs/PERFORMANCE.md has the bytes each costs on TCP.
     """
 
@@ -233,9 +234,9 @@ class EdgeClient:
         self.rpc_timeout_s = rpc_timeout_s
         self.compact = compact
         try:
-            self._model_metadata = ((MODEL_METADATA_KEY, bytes.fromhex(expected.model_id)),)
+            self._model_key: bytes | None = bytes.fromhex(expected.model_id)
         except ValueError:
-            self._model_metadata = None  # not a hex content hash: only the full header can name it
+            self._model_key = None  # not a hex content hash: only the full header can name it
         self.model_verified = False
         self._channel: grpc.aio.Channel | None = None
         self._stub: sjscc_pb2_grpc.EdgeInferenceStub | None = None
@@ -309,10 +310,8 @@ class EdgeClient:
         if not self.model_verified:
             await self.check_model()
         call = call or ChannelCall()
-        metadata = None
-        if self.compact and self._model_metadata is not None:
-            request = sjscc_pb2.EncodedFeature(payload=payload, top_k=top_k)
-            metadata = self._model_metadata
+        if self.compact and self._model_key is not None:
+            request = sjscc_pb2.EncodedFeature(payload=payload, model_key=self._model_key, top_k=top_k)
         else:
             request = sjscc_pb2.EncodedFeature(
                 payload=payload,
@@ -326,7 +325,7 @@ class EdgeClient:
         token = current_call.set(call)
         start = time.perf_counter()
         try:
-            prediction = await self._stub.Infer(request, timeout=self.rpc_timeout_s, metadata=metadata)
+            prediction = await self._stub.Infer(request, timeout=self.rpc_timeout_s)
         except grpc.aio.AioRpcError as error:
             self._raise_for(error, f"request {request_id}")
         finally:

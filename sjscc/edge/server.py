@@ -33,24 +33,13 @@ log = logging.getLogger("sjscc.edge")
 SERVICE_NAME = sjscc_pb2.DESCRIPTOR.services_by_name["EdgeInference"].full_name
 
 
-MODEL_METADATA_KEY = "sjscc-model-bin"  # the compact model id (8 raw bytes); see sjscc.proto
-
-
-def model_id_from_metadata(metadata: object) -> str | None:
-    """The model id a compact request names in its ``sjscc-model-bin`` metadata, as hex; None when absent."""
-    for key, value in metadata or ():
-        if key == MODEL_METADATA_KEY:
-            return value.hex() if isinstance(value, bytes) else str(value)
-    return None
-
-
-def request_from_proto(message: sjscc_pb2.EncodedFeature, metadata_model_id: str | None = None) -> EncodedRequest:
+def request_from_proto(message: sjscc_pb2.EncodedFeature) -> EncodedRequest:
     return EncodedRequest(
         payload=message.payload,
         timesteps=message.timesteps,
         latent_shape=tuple(message.latent_shape),
         codec=message.codec,
-        model_id=message.model_id or metadata_model_id or "",
+        model_id=message.model_id or message.model_key.hex(),
         request_id=message.request_id,
         erasure_mask=message.erasure_mask if message.HasField("erasure_mask") else None,
         top_k=message.top_k,
@@ -79,8 +68,7 @@ class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
 
     async def Infer(self, request: sjscc_pb2.EncodedFeature, context: grpc.aio.ServicerContext) -> sjscc_pb2.Prediction:
         try:
-            decoded = self.pipeline.decode(request_from_proto(request,
-                                                              model_id_from_metadata(context.invocation_metadata())))
+            decoded = self.pipeline.decode(request_from_proto(request))
         except RequestError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         except ModelMismatchError as error:
