@@ -293,7 +293,8 @@ def run_bench(args: argparse.Namespace) -> int:
         from sjscc.bench_e2e import Counts, format_e2e, run_e2e
 
         counts = Counts.smoke() if args.smoke else Counts.full()
-        report.update(run_e2e(str(args.bundle), counts, edges=args.edges))
+        report.update(run_e2e(str(args.bundle), counts, edges=args.edges,
+                              threads=getattr(args, "service_threads", 0)))
         report["e2e_counts"] = "smoke (tiny counts: the numbers mean nothing)" if args.smoke else "full"
         print(format_e2e(report))
     if args.out:

@@ -273,13 +273,19 @@ def load(urls: list[str], body_file: Path, content_type: str, concurrency: int, 
     return result
 
 
-def run_e2e(bundle: str, counts: Counts, edges: int = 1, threads: int | None = None) -> dict[str, Any]:
-    """Everything :mod:`sjscc.bench_e2e` measures, as the top-level keys of the bench report."""
+def run_e2e(bundle: str, counts: Counts, edges: int = 1, threads: int = 0) -> dict[str, Any]:
+    """Everything :mod:`sjscc.bench_e2e` measures, as the top-level keys of the bench report.
+
+    ``threads``: torch threads of each service process (0: half the cores each, the two processes sharing
+    the machine); the in-process limit keeps torch's default (every core), so both sides use the whole machine.
+    """
     from sjscc.tcpcount import CountingProxy
 
+    threads = threads or max(1, (os.cpu_count() or 2) // 2)
     name, png, pixels = test_image()
     body, content_type = multipart_body(name, png)
-    report: dict[str, Any] = {"machine": machine_info(), "channel": {"kind": CHANNEL[0], "p": CHANNEL[1]},
+    report: dict[str, Any] = {"machine": {**machine_info(), "torch_threads_per_service": threads},
+                              "channel": {"kind": CHANNEL[0], "p": CHANNEL[1]},
                               "test_image": f"scikit-image chelsea, {pixels.shape[1]}x{pixels.shape[0]} PNG, "
                                             f"{len(png)} bytes"}
     inprocess = inprocess_limit(bundle, png, counts)

@@ -65,6 +65,10 @@ def _bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
+THREADS_HELP = ("intra-op torch threads for the model (0: torch's default, all cores); on a machine shared with "
+                "the other service, half the cores each (see docs/PERFORMANCE.md)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sjscc", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -87,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--max-batch-size", type=int, default=int(env_default("max_batch_size", 8)),
                       help="most requests that share one forward pass")
     edge.add_argument("--max-wait-ms", type=float, default=float(env_default("max_wait_ms", 2.0)),
-                      help="longest a request waits for its batch to fill")
+                      help="longest a request waits for its batch to fill (only while other requests are arriving)")
+    edge.add_argument("--torch-threads", type=int, default=int(env_default("torch_threads", 0)),
+                      help=THREADS_HELP)
     edge.set_defaults(func=_edge)
 
     device = sub.add_parser("device", help="run the device REST endpoint (head, encoder, pack, channel)")
@@ -113,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="largest image accepted, in pixels (width x height)")
     device.add_argument("--rpc-timeout", type=float, default=float(env_default("rpc_timeout", 5.0)),
                         help="deadline of every call to the edge, in seconds")
+    device.add_argument("--max-batch-size", type=int, default=int(env_default("device_max_batch_size", 32)),
+                        help="most concurrent requests that share one head + encoder pass (1: no batching)")
+    device.add_argument("--torch-threads", type=int, default=int(env_default("torch_threads", 0)),
+                        help=THREADS_HELP)
     device.set_defaults(func=_device)
 
     demo = sub.add_parser("demo", help="start an edge and a device on loopback and classify a few images")
@@ -193,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "bundle is given, the model table otherwise")
     bench.add_argument("--smoke", action="store_true",
                        help="tiny counts everywhere (CI: checks the bench works; its numbers mean nothing)")
+    bench.add_argument("--service-threads", type=int, default=0,
+                       help="e2e: torch threads of each service process (0: half the cores each)")
     bench.add_argument("--edges", type=int, default=1,
                        help="e2e: also measure this many edge processes behind one device (its --edge list)")
     bench.set_defaults(func=_bench)

@@ -148,3 +148,56 @@ def test_bench_e2e_smoke_writes_every_key(tiny_bundle, tmp_path: Path) -> None:
     assert report["e2e_counts"].startswith("smoke")
     assert set(report["targets"]) == {"rest_p50_c1_le_1.25x_inprocess_b1", "throughput_c32_ge_0.7x_inprocess_best",
                                       "pack_bsc_unpack_ge_1_gbps", "tcp_up_le_payload_plus_64"}
+
+
+def test_device_batcher_shares_forward_passes_and_gives_each_request_its_own_spikes(default_halves) -> None:
+    """Requests queued while the model computes ride together; each gets the spikes it gets alone."""
+    import threading
+    import time as clock
+
+    import torch
+
+    from sjscc.device.pipeline import EncoderBatcher
+
+    device, _ = default_halves
+    images = [torch.randn(3, device.image_size, device.image_size, generator=torch.Generator().manual_seed(i))
+              for i in range(6)]
+    alone = [device.encode_tensor(image[None])[0] for image in images]
+    gate = threading.Event()
+
+    def slow_first(batch: torch.Tensor) -> torch.Tensor:
+        gate.wait(10.0)  # the first batch holds the model until every other request is queued
+        return device.encode_tensor(batch)
+
+    batcher = EncoderBatcher(slow_first, max_batch_size=8)
+    results: dict[int, torch.Tensor] = {}
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, batcher.encode(images[i])))
+               for i in range(6)]
+    threads[0].start()
+    while not batcher.batch_sizes:
+        clock.sleep(0.01)
+    for thread in threads[1:]:
+        thread.start()
+    while sum(1 for _ in batcher._pending) < 5:
+        clock.sleep(0.01)
+    gate.set()
+    for thread in threads:
+        thread.join(30.0)
+    assert batcher.batch_sizes == [1, 5]
+    for i in range(6):
+        assert torch.equal(results[i], alone[i]), i
+
+
+def test_device_batcher_hands_a_model_error_to_its_callers() -> None:
+    import torch
+
+    from sjscc.device.pipeline import EncoderBatcher
+
+    def broken(batch: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("out of memory (simulated)")
+
+    batcher = EncoderBatcher(broken)
+    with pytest.raises(RuntimeError, match="simulated"):
+        batcher.encode(torch.zeros(3, 4, 4))
+    with pytest.raises(ValueError, match="max_batch_size"):
+        EncoderBatcher(broken, max_batch_size=0)

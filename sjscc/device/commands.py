@@ -8,6 +8,7 @@ import logging
 import uvicorn
 
 from sjscc.common.bundle import load_bundle
+from sjscc.common.devices import set_torch_threads
 from sjscc.device.app import create_app
 from sjscc.device.client import ChannelSettings, EdgeClient, ExpectedModel, parse_seed
 from sjscc.device.pipeline import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, DevicePipeline
@@ -15,12 +16,14 @@ from sjscc.device.pipeline import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIX
 
 def run_device(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    set_torch_threads(getattr(args, "torch_threads", 0))
     bundle = load_bundle(args.bundle)
     pipeline = DevicePipeline(
         bundle,
         device=getattr(args, "compute_device", "cpu"),
         max_image_bytes=getattr(args, "max_image_bytes", DEFAULT_MAX_IMAGE_BYTES),
         max_image_pixels=getattr(args, "max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS),
+        max_batch_size=getattr(args, "max_batch_size", 32),
     )
     pipeline.warmup()
     defaults = ChannelSettings(args.channel, args.p, getattr(args, "erasure_policy", "random"))

@@ -7,12 +7,14 @@ import asyncio
 import logging
 
 from sjscc.common.bundle import load_bundle
+from sjscc.common.devices import set_torch_threads
 from sjscc.edge.pipeline import EdgePipeline
 from sjscc.edge.server import serve
 
 
 def run_edge(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    set_torch_threads(getattr(args, "torch_threads", 0))
     bundle = load_bundle(args.bundle)
     pipeline = EdgePipeline(bundle, device=getattr(args, "compute_device", "auto"))
     asyncio.run(serve(
