@@ -52,6 +52,7 @@ async def run_load(targets: list[tuple[str, int, bytes]], concurrency: int, requ
                    warmup: int) -> dict:
     """Closed-loop load: ``concurrency`` kept-alive connections (spread over ``targets``), ``requests`` timed."""
     latencies: list[float] = []
+    stages: dict[str, list[float]] = {}  # the answers' own latency_ms breakdown: where the time went
     statuses: dict[int, int] = {}
     last_body = b""
     remaining = requests + warmup
@@ -80,6 +81,9 @@ async def run_load(targets: list[tuple[str, int, bytes]], concurrency: int, requ
                 if timed:
                     latencies.append(elapsed * 1e3)
                     last_body = body
+                    if status == 200:
+                        for stage, value in json.loads(body).get("latency_ms", {}).items():
+                            stages.setdefault(stage, []).append(value)
         finally:
             writer.close()
 
@@ -104,6 +108,7 @@ async def run_load(targets: list[tuple[str, int, bytes]], concurrency: int, requ
         "wall_s": wall,
         "loadgen_cpu_s": cpu,
         "loadgen_cpu_fraction_of_one_core": cpu / wall,
+        "answer_latency_ms_mean": {stage: statistics.fmean(values) for stage, values in stages.items()},
         "last_answer": json.loads(last_body) if last_body else None,
     }
 
