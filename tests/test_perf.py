@@ -201,3 +201,11 @@ def test_device_batcher_hands_a_model_error_to_its_callers() -> None:
         batcher.encode(torch.zeros(3, 4, 4))
     with pytest.raises(ValueError, match="max_batch_size"):
         EncoderBatcher(broken, max_batch_size=0)
+
+
+def test_data_frame_bytes_counts_the_grpc_prefix_and_http2_frame_headers() -> None:
+    from sjscc.device.client import data_frame_bytes
+
+    assert data_frame_bytes(78) == 78 + 5 + 9  # the default bundle's compact request: one DATA frame
+    assert data_frame_bytes(16379) == 16384 + 9  # exactly one full frame
+    assert data_frame_bytes(16380) == 16385 + 2 * 9  # one byte more opens a second frame

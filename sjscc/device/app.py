@@ -28,6 +28,7 @@ from sjscc.device.client import (
     EdgeModelMismatchError,
     EdgeRejectedError,
     EdgeUnavailableError,
+    data_frame_bytes,
     parse_seed,
     settings_for_request,
 )
@@ -145,6 +146,7 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient) -> FastAPI:
                 "timesteps": pipeline.timesteps,
                 "latent_shape": list(pipeline.latent_shape),
                 "wire_bytes": report.wire_bytes,
+                "data_frame_bytes": data_frame_bytes(report.wire_bytes),
                 "firing_rate": round(encoded.firing_rate, 6),
             },
             "channel": {"kind": report.kind, "p": report.p, "seed": report.seed,
