@@ -294,7 +294,8 @@ def run_bench(args: argparse.Namespace) -> int:
 
         counts = Counts.smoke() if args.smoke else Counts.full()
         report.update(run_e2e(str(args.bundle), counts, edges=args.edges,
-                              threads=getattr(args, "service_threads", 0)))
+                              threads=getattr(args, "service_threads", 0),
+                              services_from=getattr(args, "services_from", None)))
         report["e2e_counts"] = "smoke (tiny counts: the numbers mean nothing)" if args.smoke else "full"
         print(format_e2e(report))
     if args.out:

@@ -218,14 +218,16 @@ def compression(payload_bits: int, feature_shape: list[int], pixels: np.ndarray,
 class Services:
     """Edge and device processes on free loopback ports (``sjscc edge`` / ``sjscc device``), stopped on exit."""
 
-    def __init__(self, bundle: str, log_dir: Path, threads: int | None) -> None:
-        self.bundle, self.log_dir, self.threads = bundle, log_dir, threads
+    def __init__(self, bundle: str, log_dir: Path, threads: int | None, source: str | None = None) -> None:
+        self.bundle, self.log_dir, self.threads, self.source = bundle, log_dir, threads, source
         self.running: list = []
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         if self.threads:
             env["SJSCC_TORCH_THREADS"] = str(self.threads)
+        if self.source:  # another checkout's services under this harness: before/after comparisons
+            env["PYTHONPATH"] = str(Path(self.source).resolve())
         return env
 
     def edge(self, name: str = "edge") -> str:
@@ -273,11 +275,14 @@ def load(urls: list[str], body_file: Path, content_type: str, concurrency: int, 
     return result
 
 
-def run_e2e(bundle: str, counts: Counts, edges: int = 1, threads: int = 0) -> dict[str, Any]:
+def run_e2e(bundle: str, counts: Counts, edges: int = 1, threads: int = 0,
+            services_from: str | None = None) -> dict[str, Any]:
     """Everything :mod:`sjscc.bench_e2e` measures, as the top-level keys of the bench report.
 
     ``threads``: torch threads of each service process (0: half the cores each, the two processes sharing
     the machine); the in-process limit keeps torch's default (every core), so both sides use the whole machine.
+    ``services_from``: run ``sjscc edge``/``sjscc device`` from that source tree (e.g. an export of an older
+    commit) instead of this one, so a before/after comparison uses the same harness and the same machine state.
     """
     from sjscc.tcpcount import CountingProxy
 
@@ -285,6 +290,7 @@ def run_e2e(bundle: str, counts: Counts, edges: int = 1, threads: int = 0) -> di
     name, png, pixels = test_image()
     body, content_type = multipart_body(name, png)
     report: dict[str, Any] = {"machine": {**machine_info(), "torch_threads_per_service": threads},
+                              "services_from": services_from or "this checkout",
                               "channel": {"kind": CHANNEL[0], "p": CHANNEL[1]},
                               "test_image": f"scikit-image chelsea, {pixels.shape[1]}x{pixels.shape[0]} PNG, "
                                             f"{len(png)} bytes"}
@@ -294,7 +300,7 @@ def run_e2e(bundle: str, counts: Counts, edges: int = 1, threads: int = 0) -> di
     with tempfile.TemporaryDirectory(prefix="sjscc-bench-") as scratch:
         body_file = Path(scratch) / "body"
         body_file.write_bytes(body)
-        services = Services(bundle, Path(scratch), threads)
+        services = Services(bundle, Path(scratch), threads, services_from)
         try:
             edge = services.edge()
             device = services.device(edge)

@@ -205,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="tiny counts everywhere (CI: checks the bench works; its numbers mean nothing)")
     bench.add_argument("--service-threads", type=int, default=0,
                        help="e2e: torch threads of each service process (0: half the cores each)")
+    bench.add_argument("--services-from", metavar="DIR", default=None,
+                       help="e2e: run edge and device from this source tree (e.g. an export of an older commit), "
+                            "for before/after comparisons with the same harness")
     bench.add_argument("--edges", type=int, default=1,
                        help="e2e: also measure this many edge processes behind one device (its --edge list)")
     bench.set_defaults(func=_bench)
