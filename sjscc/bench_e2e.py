@@ -219,8 +219,22 @@ class Services:
     """Edge and device processes on free loopback ports (``sjscc edge`` / ``sjscc device``), stopped on exit."""
 
     def __init__(self, bundle: str, log_dir: Path, threads: int | None, source: str | None = None) -> None:
-        self.bundle, self.log_dir, self.threads, self.source = bundle, log_dir, threads, source
+        self.bundle, self.log_dir, self.threads = str(Path(bundle).resolve()), log_dir, threads
+        self.source = str(Path(source).resolve()) if source else None
         self.running: list = []
+
+    def _start(self, name: str, arguments: list[str]):
+        """``python -m sjscc.cli ARGS`` from this checkout, or from ``source`` (its cwd, so its sjscc wins)."""
+        from sjscc.demo import Service, start_service
+
+        if self.source is None:
+            return start_service(name, arguments, self.log_dir, self._env())
+        log_path = self.log_dir / f"{name}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen([sys.executable, "-m", "sjscc.cli", *arguments], stdout=log,
+                                       stderr=subprocess.STDOUT, env=self._env(), cwd=self.source,
+                                       start_new_session=True)
+        return Service(name, process, log_path)
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -231,23 +245,21 @@ class Services:
         return env
 
     def edge(self, name: str = "edge") -> str:
-        from sjscc.demo import edge_is_serving, free_port, start_service, wait_until
+        from sjscc.demo import edge_is_serving, free_port, wait_until
 
         port = free_port()
-        service = start_service(name, ["edge", "--bundle", self.bundle, "--host", "127.0.0.1", "--port", str(port)],
-                                self.log_dir, self._env())
+        service = self._start(name, ["edge", "--bundle", self.bundle, "--host", "127.0.0.1", "--port", str(port)])
         self.running.append(service)
         address = f"127.0.0.1:{port}"
         wait_until(lambda: edge_is_serving(address), service)
         return address
 
     def device(self, edge: str, name: str = "device") -> str:
-        from sjscc.demo import device_is_ready, free_port, start_service, wait_until
+        from sjscc.demo import device_is_ready, free_port, wait_until
 
         port = free_port()
-        service = start_service(name, ["device", "--bundle", self.bundle, "--edge", edge, "--host", "127.0.0.1",
-                                       "--port", str(port), "--channel", CHANNEL[0], "--p", str(CHANNEL[1])],
-                                self.log_dir, self._env())
+        service = self._start(name, ["device", "--bundle", self.bundle, "--edge", edge, "--host", "127.0.0.1",
+                                     "--port", str(port), "--channel", CHANNEL[0], "--p", str(CHANNEL[1])])
         self.running.append(service)
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: device_is_ready(base), service)
