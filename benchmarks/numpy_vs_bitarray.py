@@ -33,12 +33,12 @@ def main() -> None:
         bits = (rng.random(n) < 0.3).astype(np.uint8)
         flips = rng.random(n) < 0.1
 
-        def with_numpy() -> np.ndarray:
+        def with_numpy(bits: np.ndarray = bits, flips: np.ndarray = flips) -> np.ndarray:
             payload = np.packbits(bits).tobytes()
             received = np.unpackbits(np.frombuffer(payload, np.uint8)) ^ flips.view(np.uint8)
             return np.unpackbits(np.packbits(received))
 
-        def with_bitarray() -> np.ndarray:
+        def with_bitarray(bits: np.ndarray = bits, flips: np.ndarray = flips) -> np.ndarray:
             packer = bitarray()
             packer.pack(bits.tobytes())  # bitarray's own byte-per-bit -> packed conversion
             payload = packer.tobytes()

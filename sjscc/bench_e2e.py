@@ -55,14 +55,15 @@ class Counts:
     wire_requests: int
     gbps_iterations: int
     scale_concurrency: tuple[int, ...]
+    scale_requests: int
 
     @classmethod
     def full(cls) -> Counts:
-        return cls(100, (1, 8, 16, 32, 64), {1: 300, 8: 1000, 32: 2000}, 30, 300, 20, (64, 128))
+        return cls(100, (1, 8, 16, 32, 64), {1: 300, 8: 1000, 32: 2000}, 30, 300, 20, (64, 128), 1000)
 
     @classmethod
     def smoke(cls) -> Counts:
-        return cls(3, (1, 4), {1: 5, 8: 8, 32: 32}, 2, 5, 2, (8,))
+        return cls(3, (1, 4), {1: 5, 8: 8, 32: 32}, 2, 5, 2, (8,), 8)
 
 
 def machine_info() -> dict[str, Any]:
@@ -350,13 +351,13 @@ def run_e2e(bundle: str, counts: Counts, edges: int = 1, threads: int = 0,
 
             scale: dict[str, Any] = {"one_edge": {}}
             for concurrency in counts.scale_concurrency:
-                result = load([device], body_file, content_type, concurrency, counts.requests[32], counts.warmup)
+                result = load([device], body_file, content_type, concurrency, counts.scale_requests, counts.warmup)
                 result.pop("last_answer", None)
                 scale["one_edge"][str(concurrency)] = result
             if edges > 1:
                 addresses = [edge] + [services.edge(f"edge-{i}") for i in range(2, edges + 1)]
                 spread = services.device(",".join(addresses), "device-spread")
-                result = load([spread], body_file, content_type, 32, counts.requests[32], counts.warmup)
+                result = load([spread], body_file, content_type, 32, counts.scale_requests, counts.warmup)
                 result.pop("last_answer", None)
                 scale[f"{edges}_edges_c32"] = result
             report["scale"] = scale
