@@ -9,6 +9,9 @@ accuracy, and without ``--bundle`` the weights are random too):
 - pack / unpack of one image's spikes, the BSC and BEC on tensors and on packed payloads;
 - the in-process pipeline (head, encoder, pack, channel, unpack, decoder, tail) as images per second.
 
+With a bundle, the default ``--mode all`` adds the end-to-end measurements of :mod:`sjscc.bench_e2e` (the
+service against the in-process limit, TCP bytes on the wire, Gbit/s of the bit path) to the same JSON.
+
 Geometries: ``--bundle DIR`` benchmarks a trained bundle; by default a tiny random model (the test suite's,
 so the command finishes in seconds anywhere); ``--paper-geometry`` the papers' codec alone,
 (2048,4,4) -> 256 -> 32 at T = 8, i.e. 4,096 bits per image.
@@ -294,8 +297,23 @@ def run_bench(args: argparse.Namespace) -> int:
     args.batch_sizes = parse_batch_sizes(args.batch_sizes)
     if args.iterations < 1:
         raise ValueError(f"--iterations must be at least 1, got {args.iterations}")
-    report = benchmark(args)
-    print(format_table(report))
+    mode = getattr(args, "mode", "model")
+    if mode == "e2e" and not args.bundle:
+        raise ValueError("sjscc bench --mode e2e needs --bundle DIR: the services serve a bundle")
+    if getattr(args, "edges", 1) < 1:
+        raise ValueError(f"--edges must be at least 1, got {args.edges}")
+    report = benchmark(args) if mode in ("all", "model") else {"benchmark": "sjscc bench"}
+    if mode in ("all", "model"):
+        print(format_table(report))
+    if mode in ("all", "e2e") and args.bundle:
+        from sjscc.bench_e2e import Counts, format_e2e, run_e2e
+
+        counts = Counts.smoke() if args.smoke else Counts.full()
+        report.update(run_e2e(str(args.bundle), counts, edges=args.edges,
+                              threads=getattr(args, "service_threads", 0),
+                              services_from=getattr(args, "services_from", None)))
+        report["e2e_counts"] = "smoke (tiny counts: the numbers mean nothing)" if args.smoke else "full"
+        print(format_e2e(report))
     if args.bundle:
         from sjscc.common.energy import format_energy
 

@@ -105,6 +105,7 @@ def _seed(text: str) -> str:
 
 PORT = converter("port", _integer(0, 65535))
 POSITIVE_INT = converter("positive integer", _integer(1))
+NON_NEGATIVE_INT = converter("non-negative integer", _integer(0))
 PROBABILITY = converter("probability", _number(0.0, 1.0))
 NON_NEGATIVE = converter("non-negative number", _number(0.0))
 POSITIVE = converter("positive number", _number(0.0, low_open=True))
@@ -188,6 +189,10 @@ def _bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
+THREADS_HELP = ("intra-op torch threads for the model (0: torch's default, all cores); on a machine shared with "
+                "the other service, half the cores each (see docs/PERFORMANCE.md)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="sjscc", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -210,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--max-batch-size", type=POSITIVE_INT, default=env_default("max_batch_size", 8),
                       help="most requests that share one forward pass")
     edge.add_argument("--max-wait-ms", type=NON_NEGATIVE, default=env_default("max_wait_ms", 2.0),
-                      help="longest a request waits for its batch to fill")
+                      help="longest a request waits for its batch to fill (only while other requests are arriving)")
     edge.add_argument("--max-queue", type=POSITIVE_INT, default=env_default("max_queue", 64),
                       help="most requests waiting for a batch; past it the edge answers RESOURCE_EXHAUSTED at once")
     edge.add_argument("--drain-delay", type=NON_NEGATIVE, default=env_default("drain_delay", 0.0),
@@ -220,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--tls-key", default=env_default("tls_key", None), help="PEM private key of --tls-cert")
     edge.add_argument("--tls-client-ca", default=env_default("tls_client_ca", None),
                       help="PEM CA bundle: require every client to present a certificate it signed (mutual TLS)")
+    edge.add_argument("--torch-threads", type=NON_NEGATIVE_INT, default=env_default("torch_threads", 0),
+                      help=THREADS_HELP)
     edge.set_defaults(func=_edge)
 
     device = sub.add_parser("device", help="run the device REST endpoint (head, encoder, pack, channel)")
@@ -270,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     device.add_argument("--keepalive", type=POSITIVE, default=env_default("keepalive", 10.0),
                         help="seconds between gRPC keepalive pings to the edge (a dead connection is noticed "
                              "within twice this)")
+    device.add_argument("--max-batch-size", type=POSITIVE_INT, default=env_default("device_max_batch_size", 32),
+                        help="most concurrent requests that share one head + encoder pass (1: no batching)")
+    device.add_argument("--torch-threads", type=NON_NEGATIVE_INT, default=env_default("torch_threads", 0),
+                        help=THREADS_HELP)
     device.set_defaults(func=_device)
 
     demo = sub.add_parser("demo", help="start an edge and a device on loopback and classify a few images")
@@ -338,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.set_defaults(func=_plot)
 
     bench = sub.add_parser(
-        "bench", help="measure codec, packing and channel speed; save JSON",
+        "bench", help="measure the model, the bits and the service end to end; save JSON",
         description="Speed benchmark on random inputs (says nothing about accuracy): SNN encoder with the first "
                     "Conv-BN computed once vs the naive T-fold recompute, decoder, head/tail, pack/unpack, BSC/BEC "
                     "on tensors and on packed payloads, in-process pipeline throughput, peak memory. Prints a table.")
@@ -354,6 +365,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", metavar="FILE.json", default=None, help="save the JSON report here")
     bench.add_argument("--device", choices=["auto", "cpu", "cuda"], default=env_default("bench_device", "auto"),
                        help="torch device (auto: CUDA when available)")
+    bench.add_argument("--mode", choices=["all", "model", "e2e"], default="all",
+                       help="model: the per-stage model table; e2e: in-process limit, REST through edge and device "
+                            "started on loopback, TCP bytes, Gbit/s (needs --bundle); all (default): both when a "
+                            "bundle is given, the model table otherwise")
+    bench.add_argument("--smoke", action="store_true",
+                       help="tiny counts everywhere (CI: checks the bench works; its numbers mean nothing)")
+    bench.add_argument("--service-threads", type=int, default=0,
+                       help="e2e: torch threads of each service process (0: half the cores each)")
+    bench.add_argument("--services-from", metavar="DIR", default=None,
+                       help="e2e: run edge and device from this source tree (e.g. an export of an older commit), "
+                            "for before/after comparisons with the same harness")
+    bench.add_argument("--edges", type=int, default=1,
+                       help="e2e: also measure this many edge processes behind one device (its --edge list)")
     bench.set_defaults(func=_bench)
     return parser
 

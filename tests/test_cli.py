@@ -71,7 +71,7 @@ def test_bench_tiny_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_bench_bundle(tiny_bundle, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     assert main(["bench", "--bundle", str(tiny_bundle.path), "--batch-sizes", "3", "--iterations", "1",
-                 "--device", "cpu", "--out", str(out)]) == 0
+                 "--device", "cpu", "--mode", "model", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     _check_report(report, [3], bits=512)
     assert report["geometry"]["model_id"] == tiny_bundle.model_id

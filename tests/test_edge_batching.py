@@ -52,7 +52,8 @@ def test_batched_results_equal_one_at_a_time(edge) -> None:
 
 def test_lone_request_waits_at_most_max_wait() -> None:
     async def one():
-        batcher = MicroBatcher(lambda items: [x * 2 for x in items], max_batch_size=8, max_wait_ms=20.0)
+        batcher = MicroBatcher(lambda items: [x * 2 for x in items], max_batch_size=8, max_wait_ms=20.0,
+                               dispatch_when_idle=False)
         try:
             start = time.perf_counter()
             result = await batcher.submit(21)
@@ -110,3 +111,43 @@ def test_closed_batcher_refuses_work_and_limits_are_checked() -> None:
         asyncio.run(closed())
     with pytest.raises(ValueError, match="max_batch_size"):
         MicroBatcher(lambda items: items, max_batch_size=0)
+
+
+def test_lone_request_does_not_wait_when_dispatching_when_idle() -> None:
+    """With nothing else queued, a request goes at once: far below a 5 s max wait (no timing threshold near 0)."""
+    async def one():
+        batcher = MicroBatcher(lambda items: [x + 1 for x in items], max_batch_size=8, max_wait_ms=5000.0)
+        try:
+            start = time.perf_counter()
+            result = await batcher.submit(1)
+            return result, time.perf_counter() - start
+        finally:
+            await batcher.close()
+
+    result, elapsed = asyncio.run(one())
+    assert result.value == 2 and result.batch_size == 1
+    assert elapsed < 2.5 and result.queue_ms < 2500.0
+
+
+def test_requests_queued_while_the_model_computes_form_one_batch() -> None:
+    """Dispatching when idle still batches: submissions made while a batch runs ride together in the next one."""
+    sizes: list[int] = []
+
+    def slow(items: list[int]) -> list[int]:
+        sizes.append(len(items))
+        time.sleep(0.2)
+        return items
+
+    async def burst():
+        batcher = MicroBatcher(slow, max_batch_size=8, max_wait_ms=5000.0)
+        try:
+            first = asyncio.ensure_future(batcher.submit(0))
+            await asyncio.sleep(0.05)  # the first batch (of one) is computing now
+            rest = await asyncio.gather(*(batcher.submit(i) for i in range(1, 6)))
+            return [await first, *rest]
+        finally:
+            await batcher.close()
+
+    results = asyncio.run(burst())
+    assert [r.value for r in results] == list(range(6))
+    assert sizes == [1, 5]

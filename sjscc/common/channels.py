@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from sjscc.common import bitstream
@@ -327,6 +328,27 @@ class PayloadReport:
     erased_positions: bytes | None = None  # packed like the payload; only when asked for (for display)
 
 
+def _packed_draws(channel: NoiselessChannel, shape: tuple[int, ...], p: float,
+                  generator: torch.Generator | None) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The BSC/BEC random draws of :meth:`transmit` for a payload of ``shape``, as numpy masks, or None.
+
+    Same calls to the generator in the same order as the tensor form (``_uniform`` on a CPU tensor), so a
+    seed gives the same corruption in training and serving; only the bookkeeping around the draws is
+    numpy instead of float tensors. Returns ``(flip_or_erase, fill)``; None for any other channel.
+    """
+    if generator is not None and generator.device.type != "cpu":
+        return None
+    if type(channel) is BinarySymmetricChannel:
+        p = check_probability(p)
+        return (torch.rand(shape, generator=generator) < p).numpy(), None
+    if type(channel) is BinaryErasureChannel:
+        p = check_probability(p)
+        erased = (torch.rand(shape, generator=generator) < p).numpy()
+        fill = (torch.rand(shape, generator=generator) < 0.5).numpy() if channel.erasure_policy == "random" else None
+        return erased, fill
+    return None
+
+
 def apply_to_payload(
     channel: NoiselessChannel,
     payload: bytes,
@@ -337,22 +359,38 @@ def apply_to_payload(
 ) -> PayloadReport:
     """Corrupt a packed payload with the same randomness as the tensor form, and count what changed.
 
-    ``keep_erased_positions`` also returns which bits were erased whatever the erasure policy: the receiver
-    never sees this under the ``random`` policy, but a person inspecting the channel's damage does.
+    BSC and BEC work on numpy bits (XOR with the flip mask, select with the erasure mask); any other channel
+    goes through its tensor :meth:`transmit`. ``keep_erased_positions`` also returns which bits were erased
+    whatever the erasure policy: the receiver never sees this under the ``random`` policy, but a person
+    inspecting the channel's damage does.
     """
-    bits = bitstream.unpack(payload, shape)
-    out = channel.transmit(bits, p, generator)
-    mask = None
-    if isinstance(channel, BinaryErasureChannel) and channel.erasure_policy == "mask":
-        mask = bitstream.pack(out.erased.to(torch.uint8))
-    return PayloadReport(
-        payload=bitstream.pack(out.received.to(torch.uint8)),
-        payload_bits=bits.numel(),
-        flipped_bits=int(out.flipped.sum()),
-        erased_bits=int(out.erased.sum()),
-        erasure_mask=mask,
-        erased_positions=bitstream.pack(out.erased.to(torch.uint8)) if keep_erased_positions else None,
-    )
+    shape = tuple(int(d) for d in shape)
+    bits = bitstream.unpack_bits(payload, shape)
+    draws = _packed_draws(channel, shape, p, generator)
+    if draws is None:
+        out = channel.transmit(torch.from_numpy(bits).float(), p, generator)
+        mask = None
+        if isinstance(channel, BinaryErasureChannel) and channel.erasure_policy == "mask":
+            mask = bitstream.pack(out.erased.to(torch.uint8))
+        return PayloadReport(
+            payload=bitstream.pack(out.received.to(torch.uint8)),
+            payload_bits=bits.size,
+            flipped_bits=int(out.flipped.sum()),
+            erased_bits=int(out.erased.sum()),
+            erasure_mask=mask,
+            erased_positions=bitstream.pack(out.erased.to(torch.uint8)) if keep_erased_positions else None,
+        )
+    hit, fill = draws
+    hit_u8 = hit.view(np.uint8)
+    if isinstance(channel, BinaryErasureChannel):
+        received = np.where(hit, fill.view(np.uint8), bits) if fill is not None else bits & ~hit_u8 & 1
+        flipped = int(np.count_nonzero(received != bits))
+        erased = int(np.count_nonzero(hit_u8))
+        mask = bitstream.pack_bits(hit_u8) if channel.erasure_policy == "mask" else None
+        positions = (mask if mask is not None else bitstream.pack_bits(hit_u8)) if keep_erased_positions else None
+        return PayloadReport(bitstream.pack_bits(received), bits.size, flipped, erased, mask, positions)
+    received = bits ^ hit_u8
+    return PayloadReport(bitstream.pack_bits(received), bits.size, int(np.count_nonzero(hit_u8)), 0)
 
 
 def awgn_bpsk_to_bsc(ebn0_db: float) -> float:

@@ -41,6 +41,7 @@ from sjscc.device.client import (
     EdgeRejectedError,
     EdgeTimeoutError,
     EdgeUnavailableError,
+    data_frame_bytes,
     parse_seed,
     settings_for_request,
 )
@@ -252,6 +253,7 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, card: dict[str, Any
                 "timesteps": pipeline.timesteps,
                 "latent_shape": list(pipeline.latent_shape),
                 "wire_bytes": report.wire_bytes,
+                "data_frame_bytes": data_frame_bytes(report.wire_bytes),
                 "firing_rate": round(encoded.firing_rate, 6),
             },
             "channel": {"kind": report.kind, "p": report.p, "seed": report.seed,

@@ -52,6 +52,9 @@ CHANNEL_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    # No bandwidth-delay-product PINGs: small unary messages never need a bigger window, and the probes cost
+    # ~1-6 bytes per request on the uplink (measured by sjscc bench's counting proxy).
+    ("grpc.http2.bdp_probe", 0),
 )
 DEFAULT_KEEPALIVE_S = 10.0
 
@@ -157,6 +160,23 @@ def edge_target(address: str) -> EdgeTarget:
     return EdgeTarget(f"dns:///{host}:{port}",
                       (*options, ("grpc.service_config", ROUND_ROBIN_CONFIG),
                        ("grpc.dns_min_time_between_resolutions_ms", DNS_MIN_RERESOLUTION_MS)), True)
+
+
+GRPC_MESSAGE_PREFIX_BYTES = 5  # compressed flag + 4-byte length, before every gRPC message
+HTTP2_FRAME_HEADER_BYTES = 9
+HTTP2_DEFAULT_MAX_FRAME_BYTES = 16384
+
+
+def data_frame_bytes(message_bytes: int) -> int:
+    """TCP bytes of the HTTP/2 DATA frame(s) that carry a gRPC message of ``message_bytes``.
+
+    The part of a request's connection cost the device can know exactly. gRPC's core also writes a HEADERS
+    frame (HPACK-compressed, ~18 bytes per request on a warm connection, far more on the first) and flow-control
+    WINDOW_UPDATE frames that the application never sees; ``sjscc bench`` measures those with a counting proxy.
+    """
+    body = message_bytes + GRPC_MESSAGE_PREFIX_BYTES
+    frames = max(1, -(-body // HTTP2_DEFAULT_MAX_FRAME_BYTES))
+    return body + frames * HTTP2_FRAME_HEADER_BYTES
 
 
 @dataclass(frozen=True)
@@ -297,9 +317,11 @@ class ChannelInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
     receives payload-order bits and needs no change; the seed names the permutation both ends share.
     """
 
-    def __init__(self, defaults: ChannelSettings, seed: int | None = None) -> None:
+    def __init__(self, defaults: ChannelSettings, seed: int | None = None,
+                 payload_shape: tuple[int, ...] | None = None) -> None:
         self.defaults = defaults
         self.seed = seed
+        self.payload_shape = payload_shape  # for compact requests, whose header leaves the shape to the model id
         self._stream = torch.Generator()
         if seed is None:
             self._stream.seed()
@@ -313,7 +335,9 @@ class ChannelInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         settings = call.settings if call is not None and call.settings is not None else self.defaults
         seed = call.seed if call is not None else None
         generator = torch.Generator().manual_seed(seed) if seed is not None else self._stream
-        shape = [request.timesteps, *request.latent_shape]
+        shape = [request.timesteps, *request.latent_shape] if request.timesteps else self.payload_shape
+        if shape is None:
+            raise ValueError("a request without timesteps/latent_shape needs the interceptor's payload_shape")
         channel = build_channel(settings.kind, settings.erasure_policy, settings.burst, settings.interleave)
         keep_bits = call is not None and call.keep_bits
         outcome = apply_to_payload(channel, request.payload, shape, settings.p, generator,
@@ -400,11 +424,16 @@ class EdgeClient:
 
     The check runs at startup and again after every connection loss or model refusal, so a device keeps
     running while the edge restarts and notices when the edge comes back with another model.
+
+    ``compact`` requests (the default) carry the payload, the model id as 8 raw bytes (``model_key``) and
+    ``top_k`` only: codec and shape are implied by the model id (a content hash over them), and the request id
+    stays on the device. ``compact=False`` sends the full header of earlier versions (strings and
+    lists), for edges that predate the compact form. docs/PERFORMANCE.md has the bytes each costs on TCP.
     """
 
     def __init__(self, address: str, expected: ExpectedModel, defaults: ChannelSettings, seed: int | None = None,
                  rpc_timeout_s: float = DEFAULT_RPC_TIMEOUT_S, tls: TLSSettings | None = None,
-                 keepalive_s: float = DEFAULT_KEEPALIVE_S) -> None:
+                 keepalive_s: float = DEFAULT_KEEPALIVE_S, compact: bool = True) -> None:
         if rpc_timeout_s <= 0:
             raise ValueError(f"rpc timeout must be positive, got {rpc_timeout_s}")
         if keepalive_s <= 0:
@@ -414,8 +443,14 @@ class EdgeClient:
         self.address = address
         self.target = edge_target(address)  # raises a ValueError naming what is wrong with the address
         self.expected = expected
-        self.channel_interceptor = ChannelInterceptor(defaults, seed)
+        self.channel_interceptor = ChannelInterceptor(defaults, seed,
+                                                      (expected.timesteps, *expected.latent_shape))
         self.rpc_timeout_s = rpc_timeout_s
+        self.compact = compact
+        try:
+            self._model_key: bytes | None = bytes.fromhex(expected.model_id)
+        except ValueError:
+            self._model_key = None  # not a hex content hash: only the full header can name it
         self.model_verified = False
         self._channel: grpc.aio.Channel | None = None
         self._stub: sjscc_pb2_grpc.EdgeInferenceStub | None = None
@@ -505,15 +540,18 @@ class EdgeClient:
             await self.check_model(timeout_s)
             timeout_s = max(timeout_s - (time.perf_counter() - started), 0.001)
         call = call or ChannelCall()
-        request = sjscc_pb2.EncodedFeature(
-            payload=payload,
-            timesteps=self.expected.timesteps,
-            latent_shape=list(self.expected.latent_shape),
-            codec=self.expected.codec,
-            model_id=self.expected.model_id,
-            request_id=request_id,
-            top_k=top_k,
-        )
+        if self.compact and self._model_key is not None:
+            request = sjscc_pb2.EncodedFeature(payload=payload, model_key=self._model_key, top_k=top_k)
+        else:
+            request = sjscc_pb2.EncodedFeature(
+                payload=payload,
+                timesteps=self.expected.timesteps,
+                latent_shape=list(self.expected.latent_shape),
+                codec=self.expected.codec,
+                model_id=self.expected.model_id,
+                request_id=request_id,
+                top_k=top_k,
+            )
         token = current_call.set(call)
         start = time.perf_counter()
         try:
@@ -523,6 +561,8 @@ class EdgeClient:
         finally:
             current_call.reset(token)
         rpc_ms = (time.perf_counter() - start) * 1e3
+        if not prediction.request_id:
+            prediction.request_id = request_id  # compact requests leave the id on the device
         if call.report is None:
             raise RuntimeError("the channel interceptor did not report on this request")
         return EdgeAnswer(prediction, call.report, rpc_ms - call.report.channel_ms)

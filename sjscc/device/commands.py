@@ -8,6 +8,7 @@ import logging
 import uvicorn
 
 from sjscc.common.bundle import load_bundle
+from sjscc.common.devices import set_torch_threads
 from sjscc.common.tls import TLSSettings
 from sjscc.device.app import create_app
 from sjscc.device.client import (
@@ -30,12 +31,14 @@ def run_device(args: argparse.Namespace) -> int:
     tls = TLSSettings(cert=getattr(args, "tls_cert", None), key=getattr(args, "tls_key", None),
                       ca=getattr(args, "edge_ca", None), server_name=getattr(args, "edge_server_name", None))
     tls.channel_credentials()  # refuse a bad certificate setting before spending time on the model
+    set_torch_threads(getattr(args, "torch_threads", 0))
     bundle = load_bundle(args.bundle)
     pipeline = DevicePipeline(
         bundle,
         device=getattr(args, "compute_device", "cpu"),
         max_image_bytes=getattr(args, "max_image_bytes", DEFAULT_MAX_IMAGE_BYTES),
         max_image_pixels=getattr(args, "max_image_pixels", None),
+        max_batch_size=getattr(args, "max_batch_size", 32),
     )
     pipeline.warmup()
     defaults = ChannelSettings(args.channel, args.p, getattr(args, "erasure_policy", "random"),

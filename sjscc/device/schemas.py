@@ -32,6 +32,9 @@ class PayloadBits(_Answer):
     timesteps: int = Field(ge=1, description="T, spike time steps")
     latent_shape: list[int] = Field(description="[c2, h2, w2]")
     wire_bytes: int = Field(ge=0, description="the serialized gRPC request as sent")
+    data_frame_bytes: int | None = Field(None, ge=0, description="wire_bytes plus its gRPC prefix and HTTP/2 DATA "
+                                                                 "frame header: the part of the request's TCP cost "
+                                                                 "the device can count")
     firing_rate: float = Field(ge=0, le=1, description="fraction of payload bits that are 1")
     sent: str | None = Field(None, description=f"only with include=bits: base64 of the payload as sent ({BIT_ORDER})")
     received: str | None = Field(None, description="only with include=bits: base64 of the payload as the edge "

@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 from sjscc.common.bundle import load_bundle
+from sjscc.common.devices import set_torch_threads
 from sjscc.common.tls import TLSSettings
 from sjscc.edge.pipeline import EdgePipeline
 from sjscc.edge.server import serve
@@ -17,6 +18,7 @@ def run_edge(args: argparse.Namespace) -> int:
     tls = TLSSettings(cert=getattr(args, "tls_cert", None), key=getattr(args, "tls_key", None),
                       ca=getattr(args, "tls_client_ca", None))
     tls.server_credentials()  # refuse a bad certificate setting before spending time on the model
+    set_torch_threads(getattr(args, "torch_threads", 0))
     bundle = load_bundle(args.bundle)
     pipeline = EdgePipeline(bundle, device=getattr(args, "compute_device", "auto"))
     asyncio.run(serve(

@@ -103,10 +103,11 @@ class EdgePipeline(BundleHalf):
             raise ModelMismatchError(
                 f"request was encoded for model {request.model_id!r} but this edge serves {self.model_id!r}"
             )
-        if request.codec != self.codec:
+        # A compact request leaves codec and shape out: the model id it names is a content hash over both.
+        if request.codec and request.codec != self.codec:
             raise ModelMismatchError(f"request uses codec {request.codec!r} but this edge serves {self.codec!r}")
         shape = (int(request.timesteps), *(int(d) for d in request.latent_shape))
-        if shape != self.payload_shape:
+        if shape != (0,) and shape != self.payload_shape:
             raise RequestError(
                 f"header says timesteps={request.timesteps}, latent_shape={list(request.latent_shape)} but model "
                 f"{self.model_id} expects timesteps={self.timesteps}, latent_shape={list(self.latent_shape)}"

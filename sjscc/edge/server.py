@@ -72,7 +72,7 @@ def request_from_proto(message: sjscc_pb2.EncodedFeature) -> EncodedRequest:
         timesteps=message.timesteps,
         latent_shape=tuple(message.latent_shape),
         codec=message.codec,
-        model_id=message.model_id,
+        model_id=message.model_id or message.model_key.hex(),
         request_id=message.request_id,
         erasure_mask=message.erasure_mask if message.HasField("erasure_mask") else None,
         top_k=message.top_k,
