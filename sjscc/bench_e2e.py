@@ -260,7 +260,11 @@ class Services:
 
         port = free_port()
         service = self._start(name, ["device", "--bundle", self.bundle, "--edge", edge, "--host", "127.0.0.1",
-                                     "--port", str(port), "--channel", CHANNEL[0], "--p", str(CHANNEL[1])])
+                                     "--port", str(port), "--channel", CHANNEL[0], "--p", str(CHANNEL[1]),
+                                     # The bench measures queueing at every concurrency it loads, not admission
+                                     # control (tests/test_admission.py): no shedding, a deadline no answer meets.
+                                     "--max-in-flight", str(BENCH_MAX_IN_FLIGHT),
+                                     "--rpc-timeout", str(BENCH_RPC_TIMEOUT_S)])
         self.running.append(service)
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: device_is_ready(base), service)
@@ -270,6 +274,10 @@ class Services:
         for service in reversed(self.running):
             service.stop()
         self.running.clear()
+
+
+BENCH_MAX_IN_FLIGHT = 1024
+BENCH_RPC_TIMEOUT_S = 60
 
 
 def load(urls: list[str], body_file: Path, content_type: str, concurrency: int, requests: int,
