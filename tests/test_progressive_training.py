@@ -105,3 +105,21 @@ def test_bad_init_is_clear(synthetic_cifar10: Path, tiny_bundle, tmp_path: Path)
                        {"kind": "bsc", "p": 0.1}, {"note": "random weights"})
     with pytest.raises(ValueError, match="does not fit this model's backbone"):
         Trainer(tiny_config(synthetic_cifar10, tmp_path / "c", 2, "snn-progressive", init_bundle=str(wide.path)))
+
+
+def test_reproduce_stage_warm_starts_from_the_shipped_bundle(tmp_path: Path) -> None:
+    """``reproduce-cpu.sh progressive`` plans step 2 from bundles/default and step 3 exporting bundles/progressive."""
+    from test_reproduce_script import config_of, planned, run_train
+
+    step2, step3 = (config_of(argv) for argv in planned(tmp_path, stage="progressive", PROGRESSIVE=""))
+    assert (step2.step, step3.step) == (2, 3)
+    assert step2.init_bundle == "bundles/default" and step2.init == "" and step2.prefixes == 4
+    assert step3.init == step2.out and step3.export == "bundles/progressive" and step3.prefixes == 0
+    for config in (step2, step3):
+        assert config.model.codec == "snn-progressive" and config.alpha == 0.5
+        assert config.model.codec_config.timesteps == 8 and config.channel.p_max == 0.2
+    (tmp_path / "shipped").mkdir()
+    (tmp_path / "shipped" / "manifest.json").write_text("{}")
+    out = run_train(tmp_path, stage="progressive", PROGRESSIVE=str(tmp_path / "shipped"))
+    assert "exists, skipped" in out.stdout and "sjscc train" not in out.stdout
+    assert '"run": "progressive"' in (tmp_path / "runs" / "timings.jsonl").read_text()
