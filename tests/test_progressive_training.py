@@ -111,10 +111,11 @@ def test_reproduce_stage_warm_starts_from_the_shipped_bundle(tmp_path: Path) -> 
     """``reproduce-cpu.sh progressive`` plans step 2 from bundles/default and step 3 exporting bundles/progressive."""
     from test_reproduce_script import config_of, planned, run_train
 
-    step2, step3 = (config_of(argv) for argv in planned(tmp_path, stage="progressive", PROGRESSIVE=""))
+    step2, step3 = (config_of(argv) for argv in planned(tmp_path, stage="progressive",
+                                                                     PROGRESSIVE=str(tmp_path / "new")))
     assert (step2.step, step3.step) == (2, 3)
     assert step2.init_bundle == "bundles/default" and step2.init == "" and step2.prefixes == 4
-    assert step3.init == step2.out and step3.export == "bundles/progressive" and step3.prefixes == 0
+    assert step3.init == step2.out and step3.export == str(tmp_path / "new") and step3.prefixes == 0
     for config in (step2, step3):
         assert config.model.codec == "snn-progressive" and config.alpha == 0.5
         assert config.model.codec_config.timesteps == 8 and config.channel.p_max == 0.2
