@@ -158,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--firing-hist", metavar="FILE.png",
                           help="draw the per-image firing-rate histogram of the encoder output")
     evaluate.add_argument("--title", help="figure title")
+    evaluate.add_argument("--confidence", metavar="TAU,TAU,...",
+                          help="progressive bundles only: add rows for the streaming rule 'stop once the top-1 "
+                               "softmax >= TAU' (mean payload bits, steps distribution) and for every fixed "
+                               "prefix t = 1..T")
+    evaluate.add_argument("--rate-plot", metavar="FILE.png",
+                          help="draw accuracy against bits per image (progressive curves, fixed codecs as points)")
     evaluate.set_defaults(func=_eval, bundle_default=DEFAULT_BUNDLE)
 
     plot = sub.add_parser("plot", help="draw a figure from saved eval JSON files",
@@ -165,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "or the firing-rate histogram from files written by sjscc eval --out.")
     plot.add_argument("--inputs", nargs="+", required=True, metavar="FILE.json", help="sjscc eval outputs")
     plot.add_argument("--out", required=True, metavar="FILE.png", help="image to write")
-    plot.add_argument("--kind", choices=["accuracy", "firing-rate"], default="accuracy", help="which figure")
+    plot.add_argument("--kind", choices=["accuracy", "firing-rate", "rate"], default="accuracy",
+                      help="which figure (rate: accuracy against bits per image)")
     plot.add_argument("--title", help="figure title")
     plot.add_argument("--labels", help="comma-separated legend entries, one per input (default: from the bundles)")
     plot.set_defaults(func=_plot)

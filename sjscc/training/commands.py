@@ -28,6 +28,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise ValueError(f"--limit must be >= 0, got {args.limit}")
     bundles = args.bundle or [args.bundle_default]
+    thresholds = _check_progressive(args, bundles)
     reports = []
     for bundle in bundles:
         report = evaluate_bundle(bundle, args.data_root, args.dataset, args.split, channels, probabilities,
@@ -35,6 +36,8 @@ def run_eval(args: argparse.Namespace) -> int:
                                  args.erasure_policy, args.download)
         reports.append(report)
         print(format_table([report]), flush=True)
+        if thresholds:
+            _add_progressive(report, bundle, thresholds, channels, probabilities, args)
     if args.out:
         _write_json(args.out, reports[0] if len(reports) == 1 else reports)
         print(f"wrote {args.out}", file=sys.stderr)
@@ -42,9 +45,43 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.plot:
         print(f"wrote {plot_accuracy(reports, args.plot, args.title)}", file=sys.stderr)
+    if getattr(args, "rate_plot", None):
+        from sjscc.training.plots import plot_rate_accuracy
+
+        print(f"wrote {plot_rate_accuracy(reports, args.rate_plot, args.title)}", file=sys.stderr)
     if args.firing_hist:
         print(f"wrote {plot_firing_rates(reports, args.firing_hist, args.title)}", file=sys.stderr)
     return 0
+
+
+def _check_progressive(args: argparse.Namespace, bundles: list[str]) -> list[float]:
+    """``--confidence`` thresholds, after checking (before any work) that every bundle is progressive."""
+    text = getattr(args, "confidence", None)
+    if not text:
+        return []
+    from sjscc.common.bundle import load_bundle
+    from sjscc.training.progressive_eval import parse_thresholds
+
+    thresholds = parse_thresholds(text)
+    for path in bundles:
+        bundle = load_bundle(path)
+        if not bundle.progressive:
+            raise ValueError(f"--confidence needs a progressive bundle (codec snn-progressive); {bundle.path} is "
+                             f"{bundle.manifest.get('codec')!r}, which always sends all {bundle.timesteps} steps")
+    return thresholds
+
+
+def _add_progressive(report: dict[str, Any], bundle: str, thresholds: list[float], channels: list[str],
+                     probabilities: list[float], args: argparse.Namespace) -> None:
+    """Append the fixed-prefix and confidence rows of a progressive bundle to its report and print them."""
+    from sjscc.training.progressive_eval import evaluate_progressive, format_progressive_table
+
+    extra = evaluate_progressive(bundle, thresholds, args.data_root, args.dataset, args.split, channels,
+                                 probabilities, args.repeats, args.seed, args.batch_size, args.limit, args.device,
+                                 args.erasure_policy, args.download)
+    report["results"] = report["results"] + extra["rows"]
+    report["progressive"] = extra["progressive"]
+    print(format_progressive_table(report), flush=True)
 
 
 def run_plot(args: argparse.Namespace) -> int:
