@@ -8,9 +8,10 @@ stops accepting new RPCs, lets the ones in flight finish (``grace_s``), then exi
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -23,8 +24,12 @@ from sjscc.edge.pipeline import (
     EdgePipeline,
     EdgePrediction,
     EncodedRequest,
+    EncodedStepRequest,
     ModelMismatchError,
+    ProgressiveSession,
     RequestError,
+    decode_step,
+    predict_prefixes,
 )
 from sjscc.proto import sjscc_pb2, sjscc_pb2_grpc
 
@@ -59,12 +64,48 @@ def prediction_to_proto(batched: Batched[EdgePrediction], model_id: str, compute
     )
 
 
-class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
-    """Validate each request on arrival (cheap, per request), then let the batcher run the model."""
+def step_request_from_proto(message: sjscc_pb2.EncodedStep) -> EncodedStepRequest:
+    return EncodedStepRequest(
+        payload=message.payload,
+        step=message.step,
+        timesteps=message.timesteps,
+        latent_shape=tuple(message.latent_shape),
+        codec=message.codec,
+        model_id=message.model_id,
+        request_id=message.request_id,
+        erasure_mask=message.erasure_mask if message.HasField("erasure_mask") else None,
+        top_k=message.top_k,
+    )
 
-    def __init__(self, pipeline: EdgePipeline, batcher: MicroBatcher[DecodedRequest, EdgePrediction]) -> None:
+
+def step_prediction_to_proto(batched: Batched[EdgePrediction], step: int, model_id: str,
+                             compute_device: str) -> sjscc_pb2.StepPrediction:
+    prediction = batched.value
+    return sjscc_pb2.StepPrediction(
+        request_id=prediction.request_id,
+        model_id=model_id,
+        step=step,
+        top=[sjscc_pb2.ClassScore(label=s.label, prob=s.prob, class_index=s.class_index) for s in prediction.top],
+        edge_compute_ms=prediction.edge_compute_ms,
+        queue_ms=batched.queue_ms,
+        batch_size=batched.batch_size,
+        compute_device=compute_device,
+    )
+
+
+class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
+    """Validate each request on arrival (cheap, per request), then let the batcher run the model.
+
+    Steps of progressive streams go to their own batcher (``step_batcher``), whose batch function groups them by
+    prefix length (:func:`~sjscc.edge.pipeline.predict_prefixes`).
+    """
+
+    def __init__(self, pipeline: EdgePipeline, batcher: MicroBatcher[DecodedRequest, EdgePrediction],
+                 step_batcher: MicroBatcher[DecodedRequest, EdgePrediction] | None = None) -> None:
         self.pipeline = pipeline
         self.batcher = batcher
+        self.step_batcher = step_batcher or MicroBatcher(functools.partial(predict_prefixes, pipeline),
+                                                         batcher.max_batch_size, batcher.max_wait_s * 1e3)
 
     async def Infer(self, request: sjscc_pb2.EncodedFeature, context: grpc.aio.ServicerContext) -> sjscc_pb2.Prediction:
         try:
@@ -81,6 +122,26 @@ class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
             log.exception("forward pass failed for request %s", request.request_id)
             await context.abort(grpc.StatusCode.INTERNAL, f"the edge failed to run the model: {error}")
         return prediction_to_proto(batched, self.pipeline.model_id, str(self.pipeline.device))
+
+    async def InferProgressive(self, request_iterator: AsyncIterator[sjscc_pb2.EncodedStep],
+                               context: grpc.aio.ServicerContext) -> AsyncIterator[sjscc_pb2.StepPrediction]:
+        session: ProgressiveSession | None = None
+        async for message in request_iterator:
+            try:
+                session, decoded = decode_step(self.pipeline, session, step_request_from_proto(message))
+            except RequestError as error:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            except ModelMismatchError as error:
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+            try:
+                batched = await self.step_batcher.submit(decoded)
+            except BatcherClosedError as error:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+            except Exception as error:  # noqa: BLE001 - the model failed: say so, keep serving
+                log.exception("forward pass failed for step %d of request %s", message.step, message.request_id)
+                await context.abort(grpc.StatusCode.INTERNAL, f"the edge failed to run the model: {error}")
+            yield step_prediction_to_proto(batched, len(session.steps), self.pipeline.model_id,
+                                           str(self.pipeline.device))
 
     async def ModelInfo(self, request: sjscc_pb2.ModelInfoRequest,
                         context: grpc.aio.ServicerContext) -> sjscc_pb2.ModelInfoReply:
@@ -108,7 +169,8 @@ async def serve(pipeline: EdgePipeline, host: str = "127.0.0.1", port: int = 500
     batcher: MicroBatcher[DecodedRequest, EdgePrediction] = MicroBatcher(pipeline.predict, max_batch_size, max_wait_ms)
     # so_reuseport off: a second edge on the same port must fail to start, not silently share it.
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    sjscc_pb2_grpc.add_EdgeInferenceServicer_to_server(EdgeInferenceService(pipeline, batcher), server)
+    service = EdgeInferenceService(pipeline, batcher)
+    sjscc_pb2_grpc.add_EdgeInferenceServicer_to_server(service, server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
@@ -142,6 +204,7 @@ async def serve(pipeline: EdgePipeline, host: str = "127.0.0.1", port: int = 500
         await health.enter_graceful_shutdown()
         await server.stop(grace_s)
         await batcher.close()
+        await service.step_batcher.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         log.info("edge stopped")
