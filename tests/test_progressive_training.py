@@ -115,7 +115,7 @@ def test_reproduce_stage_warm_starts_from_the_shipped_bundle(tmp_path: Path) -> 
                                                                      PROGRESSIVE=str(tmp_path / "new")))
     assert (step2.step, step3.step) == (2, 3)
     assert step2.init_bundle == "bundles/default" and step2.init == "" and step2.prefixes == 4
-    assert step3.init == step2.out and step3.export == str(tmp_path / "new") and step3.prefixes == 0
+    assert step3.init == step2.out and step3.export == str(tmp_path / "new") and step3.prefixes == 4
     for config in (step2, step3):
         assert config.model.codec == "snn-progressive" and config.alpha == 0.5
         assert config.model.codec_config.timesteps == 8 and config.channel.p_max == 0.2
