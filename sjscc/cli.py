@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--images", help="folder of your own pictures (default: photos shipped with scikit-image)")
     demo.add_argument("--channel", choices=["none", "bsc", "bec"], default="none", help="channel on the payload bits")
     demo.add_argument("--p", type=float, default=0.0, help="bit error (BSC) or erasure (BEC) probability")
+    demo.add_argument("--confidence", type=float, default=None, metavar="TAU",
+                      help="progressive bundles: send steps until the edge's top-1 probability >= TAU and show the "
+                           "bits each image saved (REST mode=progressive)")
     demo.add_argument("--seed", default=None, help="channel seed (default: fresh randomness)")
     demo.add_argument("--device-port", type=int, default=0, help="device REST port (default: a free one)")
     demo.add_argument("--edge-port", type=int, default=0, help="edge gRPC port (default: a free one)")

@@ -241,3 +241,18 @@ def test_grpc_stream_refuses_bad_steps(running: Running, progressive_bundle, tin
     # five steps of a four-step model
     error = first_error(running.edge_address, progressive_bundle, [step(progressive_bundle, t) for t in range(1, 6)])
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "has 4" in error.details()
+
+
+@pytest.mark.slow
+def test_demo_shows_the_bits_each_image_saved(progressive_bundle) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SJSCC_")}
+    result = subprocess.run([sys.executable, "-m", "sjscc.cli", "demo", "--bundle", str(progressive_bundle.path),
+                             "--confidence", "0.000001"], capture_output=True, text=True, timeout=240, env=env,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    saved_lines = [line for line in result.stdout.splitlines() if "steps, " in line and " saved " in line]
+    assert len(saved_lines) == 5 and all(f"1/4 steps, {STEP_BITS} bits sent" in line for line in saved_lines)
+    assert f"{5 * STEP_BITS} of {20 * STEP_BITS} bits sent, {15 * STEP_BITS} saved (75%)" in result.stdout
