@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="progressive bundles only: add rows for the streaming rule 'stop once the top-1 "
                                "softmax >= TAU' (mean payload bits, steps distribution) and for every fixed "
                                "prefix t = 1..T")
+    evaluate.add_argument("--prefixes", action="store_true",
+                          help="add rows for every fixed prefix t = 1..T alone: a progressive bundle decodes it, a "
+                               "cnn-q<n> bundle reads the bit planes not sent as 0 (its rate ladder)")
     evaluate.add_argument("--rate-plot", metavar="FILE.png",
                           help="draw accuracy against bits per image (progressive curves, fixed codecs as points)")
     evaluate.set_defaults(func=_eval, bundle_default=DEFAULT_BUNDLE)

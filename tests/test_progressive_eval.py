@@ -87,7 +87,7 @@ def test_rows_against_the_fixed_sweep_and_by_hand(encoded) -> None:
 
 def test_fixed_model_is_refused(tiny_bundle, encoded) -> None:
     _, bits = encoded
-    with pytest.raises(ValueError, match="progressive codec"):
+    with pytest.raises(ValueError, match="no prefix decoder"):
         progressive_sweep(tiny_bundle.build(), bits, ["bsc"], [0.0], [0.9])
 
 
@@ -121,3 +121,46 @@ def test_eval_cli_refuses_confidence_on_a_fixed_bundle(tiny_bundle, synthetic_ci
     assert "needs a progressive bundle" in capsys.readouterr().err
     assert main(["eval", "--bundle", str(tiny_bundle.path), "--data-root", str(synthetic_cifar10),
                  "--confidence", "0.9,abc"]) == 2
+
+
+@pytest.fixture(scope="module")
+def cnn4(tmp_path_factory: pytest.TempPathFactory):
+    torch.manual_seed(2)
+    spec = tiny_spec("cnn-q4", timesteps=4)
+    return save_bundle(build_split_model(spec).eval(), spec, tmp_path_factory.mktemp("cnn4") / "cnn",
+                       [f"c{i}" for i in range(10)], {"kind": "bsc", "p": 0.1}, {"note": "random weights"})
+
+
+def test_cnn_prefix_rows_cut_the_bit_planes(cnn4, synthetic_cifar10: Path) -> None:
+    """cnn-q4 cut after t planes = decoding with the later planes read as 0; t = 4 is the fixed sweep's row."""
+    model = cnn4.build()
+    data = load_split(synthetic_cifar10, "cifar10", "test", 0.1, 0, False)
+    bits = encode(model, data, Normalize(cnn4.spec.mean, cnn4.spec.std), torch.device("cpu"))
+    rows = progressive_sweep(model, bits, ["bsc"], [0.1], [], repeats=2, seed=1)
+    assert [r["timesteps"] for r in rows] == [1, 2, 3, 4] and all(r["mode"] == "prefix" for r in rows)
+    fixed = sweep(model, bits, ["bsc"], [0.1], repeats=2, seed=1)
+    assert rows[-1]["accuracies"] == pytest.approx(fixed[0]["accuracies"], abs=1e-12)
+    generator = torch.Generator().manual_seed(channel_seed(1, 0, 0))
+    with torch.no_grad():
+        from sjscc.common.channels import BinarySymmetricChannel
+
+        received = BinarySymmetricChannel()(bits.bits.float(), 0.1, generator)
+        received[:, 1:] = 0  # only the most significant plane was sent
+        hits = int((model.tail(model.codec.decoder(received)).argmax(1) == bits.labels).sum())
+    assert rows[0]["accuracies"][0] == hits / len(bits)
+    with pytest.raises(ValueError, match="progressive codec"):
+        progressive_sweep(model, bits, ["bsc"], [0.1], [0.9])
+
+
+def test_eval_cli_prefixes(cnn4, tiny_bundle, synthetic_cifar10: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "cnn.json"
+    assert main(["eval", "--bundle", str(cnn4.path), "--data-root", str(synthetic_cifar10), "--p", "0",
+                 "--repeats", "1", "--prefixes", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [r.get("timesteps") for r in report["results"] if r.get("mode") == "prefix"] == [1, 2, 3, 4]
+    assert main(["eval", "--bundle", str(tiny_bundle.path), "--data-root", str(synthetic_cifar10),
+                 "--prefixes"]) == 2
+    assert "reads all T steps" in capsys.readouterr().err
+    assert main(["eval", "--bundle", str(cnn4.path), "--data-root", str(synthetic_cifar10), "--confidence",
+                 "0.9"]) == 2
+    assert "needs a progressive bundle" in capsys.readouterr().err

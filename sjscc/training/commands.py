@@ -36,7 +36,7 @@ def run_eval(args: argparse.Namespace) -> int:
                                  args.erasure_policy, args.download)
         reports.append(report)
         print(format_table([report]), flush=True)
-        if thresholds:
+        if thresholds is not None:
             _add_progressive(report, bundle, thresholds, channels, probabilities, args)
     if args.out:
         _write_json(args.out, reports[0] if len(reports) == 1 else reports)
@@ -54,20 +54,25 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_progressive(args: argparse.Namespace, bundles: list[str]) -> list[float]:
-    """``--confidence`` thresholds, after checking (before any work) that every bundle is progressive."""
+def _check_progressive(args: argparse.Namespace, bundles: list[str]) -> list[float] | None:
+    """``--confidence`` thresholds (``[]`` for ``--prefixes`` alone, None for neither), after checking before any
+    work that every bundle can be cut at a prefix (and is progressive when thresholds are given)."""
     text = getattr(args, "confidence", None)
-    if not text:
-        return []
+    if not text and not getattr(args, "prefixes", False):
+        return None
     from sjscc.common.bundle import load_bundle
     from sjscc.training.progressive_eval import parse_thresholds
 
-    thresholds = parse_thresholds(text)
+    thresholds = parse_thresholds(text) if text else []
     for path in bundles:
         bundle = load_bundle(path)
-        if not bundle.progressive:
+        codec = str(bundle.manifest.get("codec"))
+        if text and not bundle.progressive:
             raise ValueError(f"--confidence needs a progressive bundle (codec snn-progressive); {bundle.path} is "
-                             f"{bundle.manifest.get('codec')!r}, which always sends all {bundle.timesteps} steps")
+                             f"{codec!r}, which always sends all {bundle.timesteps} steps")
+        if not (bundle.progressive or codec.startswith("cnn-q")):
+            raise ValueError(f"--prefixes needs a progressive or cnn-q<n> bundle; {bundle.path} is {codec!r}, "
+                             "whose converter reads all T steps")
     return thresholds
 
 

@@ -9,6 +9,11 @@ Two families of rows, both added to an ``sjscc eval`` report's ``results`` besid
   confidence is >= tau, or at T. The answer is the top-1 after the stopping step. Per row: accuracy (mean and
   std over the repeats), ``mean_payload_bits``, ``mean_steps`` and the distribution of the stopping step.
 
+For a ``cnn-q<n>`` bundle the same fixed-prefix rows cut its n bit planes (most significant first) after t planes:
+the receiver reads the planes not sent as 0 (the level rounded down to t bits), which is the rate ladder the
+one trained n-bit codec offers without retraining (a CNN trained at t bits would do at least as well). A
+fixed-T ``snn`` bundle has no prefix decoder (its converter reads all T steps) and is refused.
+
 The channel noise is drawn exactly as :func:`sjscc.training.evaluate.sweep` draws it (the same seeds, over the
 full ``[N, T, ...]`` bits, batch by batch), and prefix t reads the first t received steps. So the t = T row equals
 the fixed sweep's row at the same p, and every threshold sees the same noise (common random numbers). The
@@ -64,16 +69,29 @@ def prefix_probabilities(model: SplitModel, encoded: EncodedSet, channel: str | 
                          batch_size: int = DEFAULT_BATCH_SIZE, erasure_policy: str = "random") -> torch.Tensor:
     """Softmax after every prefix t = 1..T, ``[T, N, classes]`` (CPU), through one channel draw of all T steps."""
     model.eval()
+    check_prefix_codec(model)
     link = build_channel(channel, erasure_policy) if channel is not None else None
     steps = list(range(1, model.codec.timesteps + 1))
     parts = []
     for part in _index_batches(len(encoded), batch_size):
         bits = encoded.bits[part].to(device).float()
         received = link(bits, p, generator) if link is not None else bits
-        features = model.codec.decoder.prefix_features(received, steps)
+        if is_progressive(model.codec):
+            features = model.codec.decoder.prefix_features(received, steps)
+        else:  # cnn-q<n>: the planes after the first t were not sent and read as 0
+            keep = torch.arange(len(steps), device=received.device).view(1, -1, 1, 1, 1)
+            features = [model.codec.decoder(received * (keep < t)) for t in steps]
         logits = model.tail(torch.cat(features)).view(len(steps), bits.shape[0], -1)
         parts.append(torch.softmax(logits, -1).cpu())
     return torch.cat(parts, 1)
+
+
+def check_prefix_codec(model: SplitModel) -> None:
+    """Prefix rows exist for ``snn-progressive`` and (bit-plane truncation) ``cnn-q<n>``; ValueError otherwise."""
+    name = getattr(model.codec, "name", None)
+    if not (is_progressive(model.codec) or str(name).startswith("cnn-q")):
+        raise ValueError(f"codec {name!r} has no prefix decoder: fixed-prefix rows need snn-progressive (or "
+                         "cnn-q<n>, cut after t bit planes)")
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -86,7 +104,8 @@ def progressive_sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence
                       device: torch.device | str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
                       erasure_policy: str = "random") -> list[dict[str, Any]]:
     """Fixed-prefix rows (t = 1..T) and confidence rows (one per threshold) for every (channel, p)."""
-    if not is_progressive(model.codec):
+    check_prefix_codec(model)
+    if thresholds and not is_progressive(model.codec):
         raise ValueError("a confidence sweep needs a progressive codec (snn-progressive)")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
@@ -142,7 +161,7 @@ def evaluate_progressive(path: str | Path, thresholds: Sequence[float], data_roo
     A fixed-T bundle is refused with a ValueError that names its codec.
     """
     bundle = load_bundle(path)
-    if not bundle.progressive:
+    if thresholds and not bundle.progressive:
         raise ValueError(f"--confidence needs a progressive bundle (codec snn-progressive); {bundle.path} is "
                          f"{bundle.manifest.get('codec')!r} and always sends all {bundle.timesteps} steps")
     data, _ = load_eval_data(bundle, data_root, dataset, split, limit, download)
@@ -151,8 +170,9 @@ def evaluate_progressive(path: str | Path, thresholds: Sequence[float], data_roo
     encoded = encode(model, data, Normalize(bundle.spec.mean, bundle.spec.std), torch_device, batch_size)
     rows = progressive_sweep(model, encoded, channels, probabilities, thresholds, repeats, seed, torch_device,
                              batch_size, erasure_policy)
-    return {"rows": rows, "progressive": {"bits_per_step": bundle.manifest["progressive"]["bits_per_step"],
-                                          "thresholds": list(thresholds), "feedback": "error-free"}}
+    bits_per_step = int(encoded.bits[0, 0].numel()) if len(encoded) else 0
+    return {"rows": rows, "progressive": {"bits_per_step": bits_per_step, "thresholds": list(thresholds),
+                                          "feedback": "error-free"}}
 
 
 def format_progressive_table(report: dict[str, Any]) -> str:
