@@ -128,3 +128,18 @@ def test_bundle_manifest_says_progressive(tmp_path) -> None:
 
 def test_fixed_bundle_is_not_progressive(tiny_bundle) -> None:
     assert not tiny_bundle.progressive and "progressive" not in tiny_bundle.manifest
+
+
+def test_shipped_progressive_bundle() -> None:
+    """bundles/progressive: hashes verified on load, the progressive manifest, its committed val sweep."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    bundle = load_bundle(root / "bundles" / "progressive")
+    assert bundle.progressive and bundle.manifest["codec"] == "snn-progressive" and bundle.timesteps == 8
+    assert bundle.manifest["progressive"] == {"prefixes": list(range(1, 9)), "bits_per_step": 64}
+    assert bundle.manifest["metrics"]["split"] == "val" and bundle.manifest["metrics"]["n_images"] == 5000
+    report = json.loads((root / "docs" / "results" / "wide" / "progressive" / "progressive.json").read_text())
+    assert report["bundle"] == bundle.model_id
+    assert {row.get("mode") for row in report["results"]} == {None, "prefix", "progressive"}
