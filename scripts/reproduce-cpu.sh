@@ -18,6 +18,8 @@
 #                                            variants can be chained: cnn-T1-bsc0.15-c32-s2 (c2 = 32, training seed 2)
 #   scripts/reproduce-cpu.sh eval NAME...    sweeps for named runs into $RESULTS (waits for the bundle); SWEEPS picks
 #                                            the channels (bsc, bec, ge, ge-il: GE with the interleaver INTERLEAVE)
+#   scripts/reproduce-cpu.sh progressive     the progressive codec from bundles/default -> bundles/progressive
+#   scripts/reproduce-cpu.sh progressive-eval   its sweep with --confidence and fixed prefixes into $RESULTS
 # JOBS=2 runs two trainings side by side (one thread each; the backbone stages use BACKBONE_THREADS=2).
 # LINEAGE picks a backbone and the trees that go with it (each default can be overridden by RUNS (run folders),
 # BACKBONE (the step-1 run the codecs start from), BUNDLES, SHIPPED (where the two shipped runs go), RESULTS and
@@ -114,6 +116,15 @@ train_backbone() {  # step 1 alone on the machine: both cores
   OMP_NUM_THREADS=${BACKBONE_THREADS:-2} $SJSCC train --config "$CFG/$1" --resume
 }
 
+train_progressive() {  # steps 2 and 3 of the progressive codec, warm-started from the shipped SNN bundle
+  local bundle=${PROGRESSIVE:-bundles/progressive}
+  if [ -f "$bundle/manifest.json" ]; then echo "== progressive: $bundle exists, skipped"; return; fi
+  local t0=$SECONDS
+  $SJSCC train --config $CFG/cpu-progressive-step2.yaml --set "data.root=$DATA" --resume
+  $SJSCC train --config $CFG/cpu-progressive-step3.yaml --set "data.root=$DATA" --set "export=$bundle" --resume
+  mkdir -p "$RUNS"; echo "{\"run\": \"progressive\", \"wall_seconds\": $((SECONDS - t0))}" >> "$RUNS/timings.jsonl"
+}
+
 parallel() {  # run "$fn name" for each name, JOBS at a time
   local fn=$1; shift
   export SJSCC CFG DATA RUNS BACKBONE BUNDLES SHIPPED RESULTS CODEC
@@ -140,9 +151,14 @@ case "$stage" in
       cnn-T1-bsc0.15-c32-s1 cnn-T1-bsc0.15-c32-s2 ;;
   bursts) for name in snn-T8-bsc0.15 cnn-T8-bsc0.15 cnn-T1-bsc0.15-c32; do SWEEPS="ge ge-il" eval_run "$name"; done ;;
   train) parallel train_run "$@" ;;
+  progressive) train_progressive ;;
+  progressive-eval) mkdir -p "$RESULTS"
+    $SJSCC eval --bundle "${PROGRESSIVE:-bundles/progressive}" --data-root "$DATA" --dataset cifar10 --split val --channel bsc \
+      --p 0,0.1,0.2 --repeats 10 --confidence 0.5,0.7,0.8,0.9,0.95,0.99 --out "$RESULTS/progressive-bsc.json" \
+      --plot "$RESULTS/progressive-bsc.png" ;;
   eval) for name in "$@"; do  # in order, each as soon as its bundle exists
       until [ -f "$(bundle_of "$name")/manifest.json" ]; do sleep 20; done
       eval_run "$name"
     done ;;
-  *) echo "usage: $0 backbone|backbone-long|backbone-wide|backbone-wide-extend|default|fig4 [T]|ablations|ladder|seeds|bursts|train NAME...|eval NAME..." >&2; exit 2 ;;
+  *) echo "usage: $0 backbone|backbone-long|backbone-wide|backbone-wide-extend|default|fig4 [T]|ablations|ladder|seeds|bursts|train NAME...|eval NAME...|progressive|progressive-eval" >&2; exit 2 ;;
 esac

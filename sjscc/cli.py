@@ -289,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--images", help="folder of your own pictures (default: photos shipped with scikit-image)")
     demo.add_argument("--channel", choices=["none", "bsc", "bec"], default="none", help="channel on the payload bits")
     demo.add_argument("--p", type=float, default=0.0, help="bit error (BSC) or erasure (BEC) probability")
+    demo.add_argument("--confidence", type=float, default=None, metavar="TAU",
+                      help="progressive bundles: send steps until the edge's top-1 probability >= TAU and show the "
+                           "bits each image saved (REST mode=progressive)")
     demo.add_argument("--seed", default=None, help="channel seed (default: fresh randomness)")
     demo.add_argument("--device-port", type=int, default=0, help="device REST port (default: a free one)")
     demo.add_argument("--edge-port", type=int, default=0, help="edge gRPC port (default: a free one)")
@@ -336,6 +339,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--firing-hist", metavar="FILE.png",
                           help="draw the per-image firing-rate histogram of the encoder output")
     evaluate.add_argument("--title", help="figure title")
+    evaluate.add_argument("--confidence", metavar="TAU,TAU,...",
+                          help="progressive bundles only: add rows for the streaming rule 'stop once the top-1 "
+                               "softmax >= TAU' (mean payload bits, steps distribution) and for every fixed "
+                               "prefix t = 1..T")
+    evaluate.add_argument("--prefixes", action="store_true",
+                          help="add rows for every fixed prefix t = 1..T alone: a progressive bundle decodes it, a "
+                               "cnn-q<n> bundle reads the bit planes not sent as 0 (its rate ladder)")
+    evaluate.add_argument("--rate-plot", metavar="FILE.png",
+                          help="draw accuracy against bits per image (progressive curves, fixed codecs as points)")
     evaluate.set_defaults(func=_eval, bundle_default=DEFAULT_BUNDLE)
 
     plot = sub.add_parser("plot", help="draw a figure from saved eval JSON files",
@@ -343,7 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "or the firing-rate histogram from files written by sjscc eval --out.")
     plot.add_argument("--inputs", nargs="+", required=True, metavar="FILE.json", help="sjscc eval outputs")
     plot.add_argument("--out", required=True, metavar="FILE.png", help="image to write")
-    plot.add_argument("--kind", choices=["accuracy", "firing-rate"], default="accuracy", help="which figure")
+    plot.add_argument("--kind", choices=["accuracy", "firing-rate", "rate"], default="accuracy",
+                      help="which figure (rate: accuracy against bits per image)")
     plot.add_argument("--title", help="figure title")
     plot.add_argument("--labels", help="comma-separated legend entries, one per input (default: from the bundles)")
     plot.set_defaults(func=_plot)

@@ -188,6 +188,28 @@ def format_summary(results: list[tuple[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def format_progressive(results: list[tuple[str, dict]]) -> str:
+    """Per image of a ``mode=progressive`` demo: steps sent, bits sent and saved, the edge's confidence per step."""
+    lines = []
+    sent = saved = 0
+    for name, result in results:
+        progress = result.get("progressive")
+        if not progress:
+            continue
+        sent += progress["payload_bits_sent"]
+        saved += progress["payload_bits_saved"]
+        confidences = " ".join(f"{s['confidence']:.2f}" for s in progress["steps"])
+        lines.append(f"{name}: {progress['steps_sent']}/{progress['max_steps']} steps, "
+                     f"{progress['payload_bits_sent']} bits sent, {progress['payload_bits_saved']} saved "
+                     f"({progress['stopped']}); confidence after each step: {confidences}")
+    if lines:
+        total = sent + saved
+        lines.append(f"progressive (stop at confidence >= {results[0][1]['progressive']['confidence_threshold']}, "
+                     f"error-free feedback): {sent} of {total} bits sent, {saved} saved "
+                     f"({100 * saved / max(1, total):.0f}%)")
+    return "\n".join(lines)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -226,10 +248,16 @@ def run_demo(args: argparse.Namespace) -> int:
             wait_until(lambda: device_is_ready(base_url), device)
             print(f"both healthy after {time.perf_counter() - started:.1f} s; classifying {len(images)} images\n")
 
-            results = [(name, classify(base_url, name, image, {})) for name, image in images]
+            params = {}
+            if getattr(args, "confidence", None) is not None:
+                params = {"mode": "progressive", "confidence": str(args.confidence)}
+            results = [(name, classify(base_url, name, image, params)) for name, image in images]
             print(format_table(results))
             print()
             print(format_summary(results))
+            if params:
+                print()
+                print(format_progressive(results))
             if args.serve:
                 print(f"\nweb page: {base_url}/ (open it in a browser)")
                 print(f"serving: POST {base_url}/v1/classify (multipart field 'image'; ?channel=&p=&seed=), "

@@ -65,4 +65,4 @@ def test_messages_round_trip_with_optional_erasure_mask() -> None:
     assert sjscc_pb2.EncodedFeature.FromString(message.SerializeToString()).HasField("erasure_mask")
     service = sjscc_pb2.DESCRIPTOR.services_by_name["EdgeInference"]
     assert service.full_name == "sjscc.v1.EdgeInference"
-    assert {m.name for m in service.methods} == {"Infer", "ModelInfo"}
+    assert {m.name for m in service.methods} == {"Infer", "ModelInfo", "InferProgressive"}

@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from sjscc.common import bitstream
+from sjscc.common.codecs import is_progressive
 from sjscc.common.config import ConfigError
 from sjscc.common.model import ModelSpec, SplitModel, build_split_model
 
@@ -72,6 +73,11 @@ class Bundle:
         return int(self.manifest["timesteps"])
 
     @property
+    def progressive(self) -> bool:
+        """Whether the edge half decodes any prefix of the T steps (``snn-progressive``; manifest ``progressive``)."""
+        return bool(self.manifest.get("progressive"))
+
+    @property
     def payload_shape(self) -> list[int]:
         """``[T, c2, h2, w2]``: the shape of one image's bits on the wire."""
         return [self.timesteps, *self.latent_shape]
@@ -113,6 +119,8 @@ class BundleHalf:
         self.latent_shape = tuple(bundle.latent_shape)
         self.payload_shape = tuple(bundle.payload_shape)
         self.payload_bits = bitstream.payload_bits(self.payload_shape)
+        self.progressive = bundle.progressive
+        self.bits_per_step = bitstream.payload_bits(self.latent_shape)
 
 
 def save_bundle(
@@ -148,6 +156,9 @@ def save_bundle(
         "files": {name: _sha256(folder / name) for name in (DEVICE_FILE, EDGE_FILE)},
         **(extra or {}),
     }
+    if is_progressive(model.codec):  # the edge decodes any prefix t of the T steps, t * bits_per_step bits
+        manifest["progressive"] = {"prefixes": list(range(1, model.codec.timesteps + 1)),
+                                   "bits_per_step": int(torch.tensor(model.latent_shape).prod())}
     manifest["model_id"] = compute_model_id(manifest)
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return load_bundle(folder)

@@ -41,6 +41,7 @@ from sjscc.device.client import (
     EdgeRejectedError,
     EdgeTimeoutError,
     EdgeUnavailableError,
+    ProgressiveAnswer,
     data_frame_bytes,
     parse_seed,
     settings_for_request,
@@ -52,8 +53,10 @@ from sjscc.device.pipeline import (
     ACCEPTED_FORMATS,
     DevicePipeline,
     EmptyImageError,
+    EncodedImage,
     ImageTooLargeError,
     NotAnImageError,
+    split_steps,
 )
 from sjscc.device.schemas import ClassifyAnswer, ErrorAnswer, HealthAnswer, ReadyAnswer
 from sjscc.device.transmission import parse_include, transmitted_bits
@@ -108,6 +111,8 @@ CLASSIFY_ERRORS = {
     503: _error("the device or the edge is at capacity, or the edge is unreachable", retry=True),
     504: _error("the edge did not answer within the request's time budget"),
 }
+MODES = ("fixed", "progressive")
+DEFAULT_CONFIDENCE = 0.9
 
 
 def _ms(value: float) -> float:
@@ -198,12 +203,19 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, card: dict[str, Any
         seed: Annotated[str | None, Query(description="seed for a reproducible channel draw")] = None,
         include: Annotated[str | None, Query(description="'bits': add the payload as sent and as received "
                                                          "(base64) and the erased bits to the answer's 'bits'")] = None,
+        mode: Annotated[str | None, Query(description="fixed (all T steps, default) or progressive (a "
+                                                      "progressive bundle only: stop once the edge is confident)")]
+        = None,
+        confidence: Annotated[str | None, Query(description="progressive mode: stop once the top-1 probability "
+                                                            f"reaches this, in (0, 1]; default {DEFAULT_CONFIDENCE}")]
+        = None,
     ) -> dict:
         start = time.perf_counter()
         deadline = start + client.rpc_timeout_s
         try:
             call = ChannelCall(settings_for_request(client.defaults, channel, p, burst, interleave), parse_seed(seed))
             call.keep_bits = "bits" in parse_include(include)
+            threshold = progressive_threshold(pipeline, mode, confidence)
         except ValueError as error:
             raise fail(400, "bad_parameter", str(error)) from None
         if image is None:
@@ -214,6 +226,8 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, card: dict[str, Any
             raise fail(400, "missing_image", "multipart form field 'image' is required (a file upload, sent as "
                                              "multipart/form-data)")
         request_id = uuid.uuid4().hex
+        if threshold is not None:
+            return await classify_progressive(image, call, threshold, request_id, start)
         try:
             if await request.is_disconnected():
                 raise fail(CLIENT_CLOSED_REQUEST, "client_gone", "the client went away before the work started")
@@ -267,6 +281,17 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, card: dict[str, Any
             answer["bits"].update(transmitted_bits(report))
         return answer
 
+    async def classify_progressive(image: UploadFile, call: ChannelCall, threshold: float, request_id: str,
+                                   start: float) -> dict:
+        """``mode=progressive``: stream the steps, stop when the edge is confident; the answer adds what was sent."""
+        try:
+            encoded = await run_in_threadpool(pipeline.encode_image, await image.read())
+            answer = await client.infer_progressive(split_steps(encoded), request_id, threshold, call, top_k=TOP_K)
+        except tuple(e for e, _, _ in ERROR_STATUS) as error:
+            status, kind = next((s, k) for e, s, k in ERROR_STATUS if isinstance(error, e))
+            raise fail(status, kind, str(error)) from None
+        return progressive_answer(pipeline, encoded, answer, request_id, start, metrics)
+
     @app.get("/healthz", response_model=HealthAnswer)
     async def healthz() -> dict:
         """Liveness: 200 whenever the process answers; the body says whether the edge serves."""
@@ -300,3 +325,80 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, card: dict[str, Any
     _add_page_routes(app, card if card is not None else wire_format_card(pipeline))
     app.state.metrics = metrics
     return app
+
+
+def progressive_threshold(pipeline: DevicePipeline, mode: str | None, confidence: str | None) -> float | None:
+    """The confidence threshold of a ``mode=progressive`` request, None for the fixed mode; ValueError (400)
+    for an unknown mode, a bad threshold, a threshold without the progressive mode, or a fixed-T bundle."""
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; use {' or '.join(MODES)}")
+    if mode != "progressive":
+        if confidence is not None:
+            raise ValueError("confidence applies to mode=progressive only")
+        return None
+    if not pipeline.progressive:
+        raise ValueError(f"mode=progressive needs a progressive bundle (codec snn-progressive); this device serves "
+                         f"model {pipeline.model_id} with the fixed-T codec {pipeline.codec!r}, which always sends "
+                         f"all {pipeline.timesteps} steps")
+    if confidence is None:
+        return DEFAULT_CONFIDENCE
+    try:
+        value = float(confidence.strip())
+    except ValueError:
+        raise ValueError(f"confidence must be a number in (0, 1], got {confidence!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"confidence must be in (0, 1], got {confidence!r}")
+    return value
+
+
+def progressive_answer(pipeline: DevicePipeline, encoded: EncodedImage, answer: ProgressiveAnswer, request_id: str,
+                       start: float, metrics: DeviceMetrics) -> dict:
+    """The JSON answer of a progressive request: the usual fields (bits = those actually sent) plus
+    ``progressive`` with the steps sent, the bits saved and the edge's confidence after each step."""
+    prediction, report = answer.prediction, answer.channel
+    steps_sent = len(answer.steps)
+    top = [{"label": s.label, "prob": round(s.prob, 6), "class_index": s.class_index} for s in prediction.top]
+    edge_compute = sum(step.prediction.edge_compute_ms for step in answer.steps)
+    latency_ms = {
+        "device_compute": _ms(encoded.device_compute_ms),
+        "pack": _ms(encoded.pack_ms),
+        "channel": _ms(report.channel_ms),
+        "rpc": _ms(answer.rpc_ms),
+        "edge_compute": _ms(edge_compute),
+        "total": _ms((time.perf_counter() - start) * 1e3),
+    }
+    metrics.observe_success(report.kind, report.payload_bits, report.wire_bytes, report.flipped_bits,
+                            report.erased_bits, latency_ms)
+    return {
+        "request_id": request_id,
+        "label": top[0]["label"],
+        "class_index": top[0]["class_index"],
+        "top": top,
+        "model_id": prediction.model_id,
+        "bits": {
+            "payload_bits": report.payload_bits,
+            "timesteps": steps_sent,
+            "latent_shape": list(pipeline.latent_shape),
+            "wire_bytes": report.wire_bytes,
+            "firing_rate": round(encoded.firing_rate, 6),
+        },
+        "channel": {"kind": report.kind, "p": report.p, "seed": report.seed,
+                    "flipped_bits": report.flipped_bits, "erased_bits": report.erased_bits,
+                    "burst": report.burst, "interleave": report.interleave},
+        "latency_ms": latency_ms,
+        "edge": {"batch_size": prediction.batch_size, "queue_ms": _ms(prediction.queue_ms),
+                 "compute_device": prediction.compute_device, "instance": prediction.instance},
+        "progressive": {
+            "confidence_threshold": answer.threshold,
+            "stopped": "confident" if answer.confident else "all_steps",
+            "steps_sent": steps_sent,
+            "max_steps": pipeline.timesteps,
+            "payload_bits_sent": report.payload_bits,
+            "payload_bits_saved": pipeline.payload_bits - report.payload_bits,
+            "feedback": "error-free",
+            "steps": [{"step": step.step, "label": step.prediction.top[0].label if step.prediction.top else None,
+                       "confidence": round(step.confidence, 6), "flipped_bits": step.flipped_bits,
+                       "erased_bits": step.erased_bits, "edge_compute_ms": _ms(step.prediction.edge_compute_ms)}
+                      for step in answer.steps],
+        },
+    }

@@ -357,6 +357,24 @@ class ChannelInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
             report.erased_positions = outcome.erased_positions
         return received, report
 
+    def transmit_step(self, request: sjscc_pb2.EncodedStep, settings: ChannelSettings,
+                      generator: torch.Generator) -> tuple[sjscc_pb2.EncodedStep, ChannelReport]:
+        """One step of a progressive stream as the edge receives it: the same channel on its ``[c2, h2, w2]``
+        bits, drawing from ``generator`` (one per stream, so a seeded stream is reproducible step by step)."""
+        start = time.perf_counter()
+        channel = build_channel(settings.kind, settings.erasure_policy, settings.burst, settings.interleave)
+        outcome = apply_to_payload(channel, request.payload, list(request.latent_shape), settings.p, generator)
+        received = sjscc_pb2.EncodedStep()
+        received.CopyFrom(request)
+        received.payload = outcome.payload
+        if outcome.erasure_mask is not None:
+            received.erasure_mask = outcome.erasure_mask
+        report = ChannelReport(settings.kind, settings.p, None, outcome.payload_bits, outcome.flipped_bits,
+                               outcome.erased_bits, received.ByteSize(), (time.perf_counter() - start) * 1e3,
+                               burst=settings.burst if settings.kind == "ge" else None,
+                               interleave=settings.interleave)
+        return received, report
+
     async def intercept_unary_unary(self, continuation, client_call_details, request):
         if isinstance(request, sjscc_pb2.EncodedFeature):
             call = current_call.get()
@@ -567,3 +585,87 @@ class EdgeClient:
             raise RuntimeError("the channel interceptor did not report on this request")
         return EdgeAnswer(prediction, call.report, rpc_ms - call.report.channel_ms)
 
+    async def infer_progressive(self, steps: list[bytes], request_id: str, threshold: float,
+                                call: ChannelCall | None = None, top_k: int = 5) -> ProgressiveAnswer:
+        """Send ``steps`` one at a time on the ``InferProgressive`` stream, each through the client's channel, and
+        stop after the first answer whose top-1 probability is >= ``threshold`` (or after the last step).
+
+        The answers come back on the reverse direction of the stream, assumed error-free; only the device's bits
+        cross the noisy channel. The whole exchange has one deadline, the client's RPC timeout.
+        """
+        assert self._stub is not None, "call open() first"
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"confidence threshold must be in (0, 1], got {threshold}")
+        if not steps:
+            raise ValueError("a progressive request needs at least one step")
+        if not self.model_verified:
+            await self.check_model()
+        call = call or ChannelCall()
+        settings = call.settings if call.settings is not None else self.defaults
+        interceptor = self.channel_interceptor
+        generator = torch.Generator().manual_seed(call.seed) if call.seed is not None else interceptor._stream
+        expected = self.expected
+        answers: list[StepAnswer] = []
+        totals = ChannelReport(settings.kind, settings.p, call.seed if call.seed is not None else interceptor.seed,
+                               0, 0, 0, 0, 0.0)
+        start = time.perf_counter()
+        stream = self._stub.InferProgressive(timeout=self.rpc_timeout_s)
+        try:
+            for index, payload in enumerate(steps, start=1):
+                message = sjscc_pb2.EncodedStep(payload=payload, step=index, timesteps=expected.timesteps,
+                                                latent_shape=list(expected.latent_shape), codec=expected.codec,
+                                                model_id=expected.model_id, request_id=request_id, top_k=top_k)
+                received, report = interceptor.transmit_step(message, settings, generator)
+                for name in ("payload_bits", "flipped_bits", "erased_bits", "wire_bytes", "channel_ms"):
+                    setattr(totals, name, getattr(totals, name) + getattr(report, name))
+                await stream.write(received)
+                reply = await stream.read()
+                if reply is grpc.aio.EOF:
+                    raise EdgeError(f"edge at {self.address} closed the stream of {request_id} after step {index}")
+                answers.append(StepAnswer(index, reply, report.flipped_bits, report.erased_bits))
+                if answers[-1].confidence >= threshold:
+                    break
+            await stream.done_writing()
+            if await stream.read() is not grpc.aio.EOF:
+                raise EdgeError(f"edge at {self.address} answered more steps of {request_id} than were sent")
+        except grpc.aio.AioRpcError as error:
+            self._raise_for(error, f"progressive request {request_id}")
+        finally:
+            stream.cancel()  # a no-op once the stream has ended; frees it on an error path
+        rpc_ms = (time.perf_counter() - start) * 1e3 - totals.channel_ms
+        return ProgressiveAnswer(answers, totals, rpc_ms, threshold)
+
+
+# --- progressive transmission ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepAnswer:
+    """The edge's answer after one step, and what the channel did to that step's bits."""
+
+    step: int
+    prediction: sjscc_pb2.StepPrediction
+    flipped_bits: int
+    erased_bits: int
+
+    @property
+    def confidence(self) -> float:
+        return float(self.prediction.top[0].prob) if self.prediction.top else 0.0
+
+
+@dataclass(frozen=True)
+class ProgressiveAnswer:
+    """A whole progressive exchange: one answer per step sent; ``channel`` sums the steps actually sent."""
+
+    steps: list[StepAnswer]
+    channel: ChannelReport
+    rpc_ms: float
+    threshold: float
+
+    @property
+    def prediction(self) -> sjscc_pb2.StepPrediction:
+        return self.steps[-1].prediction
+
+    @property
+    def confident(self) -> bool:
+        return self.steps[-1].confidence >= self.threshold

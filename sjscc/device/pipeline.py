@@ -253,3 +253,15 @@ class DevicePipeline(BundleHalf):
             stages_ms={"decode": (decoded - start) * 1e3, "preprocess": (preprocessed - decoded) * 1e3,
                        "head_encoder": (encoded - preprocessed) * 1e3},
         )
+
+
+def split_steps(encoded: EncodedImage) -> list[bytes]:
+    """One packed payload per time step (``[c2, h2, w2]`` bits each) for progressive transmission.
+
+    The encoder computes all T steps in one pass (its first Conv-BN is shared by the steps and the head costs
+    far more than the spiking layers), so the device has every step ready and the stream only decides how many
+    of them leave the device; splitting the packed payload keeps :meth:`DevicePipeline.encode_image` the one
+    place that runs the model.
+    """
+    bits = bitstream.unpack(encoded.payload, encoded.payload_shape)
+    return [bitstream.pack(step) for step in bits]

@@ -7,6 +7,7 @@ Every request is checked before it can join a batch, so one malformed request ne
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -151,3 +152,96 @@ class EdgePipeline(BundleHalf):
     def infer(self, request: EncodedRequest) -> EdgePrediction:
         """Decode and predict one request on its own (the reference the batcher must match)."""
         return self.predict([self.decode(request)])[0]
+
+
+# --- progressive transmission (codec snn-progressive) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EncodedStepRequest:
+    """One time step of one image's bits and its header (mirrors ``sjscc.v1.EncodedStep``)."""
+
+    payload: bytes
+    step: int
+    timesteps: int
+    latent_shape: tuple[int, ...]
+    codec: str
+    model_id: str
+    request_id: str = ""
+    erasure_mask: bytes | None = None
+    top_k: int = 0
+
+
+@dataclass
+class ProgressiveSession:
+    """The steps one stream has delivered so far (``[c2, h2, w2]`` each, erasures already filled)."""
+
+    request_id: str
+    steps: list[torch.Tensor]
+
+
+def decode_step(pipeline: EdgePipeline, session: ProgressiveSession | None,
+                request: EncodedStepRequest) -> tuple[ProgressiveSession, DecodedRequest]:
+    """Check one step against the model and the stream, append it, and return the prefix ``[t, c2, h2, w2]``.
+
+    The prefix is decoded from step 1 again at every step (:class:`~sjscc.common.codecs.progressive.
+    ProgressiveDecoder` reads a prefix, not a neuron state), which keeps requests independent and batchable;
+    for T = 8 the reconstructor is a small part of the edge's work next to the tail, which runs once per step
+    either way.
+    """
+    start = time.perf_counter()
+    if not pipeline.progressive:
+        raise ModelMismatchError(f"this edge serves model {pipeline.model_id} with the fixed-T codec "
+                                 f"{pipeline.codec!r}: it cannot decode a prefix; use Infer with all "
+                                 f"{pipeline.timesteps} steps")
+    if not request.model_id:
+        raise RequestError("model_id is required: the edge refuses bits it cannot attribute to a model")
+    if request.model_id != pipeline.model_id:
+        raise ModelMismatchError(
+            f"request was encoded for model {request.model_id!r} but this edge serves {pipeline.model_id!r}")
+    if request.codec != pipeline.codec:
+        raise ModelMismatchError(f"request uses codec {request.codec!r} but this edge serves {pipeline.codec!r}")
+    if int(request.timesteps) != pipeline.timesteps or tuple(request.latent_shape) != pipeline.latent_shape:
+        raise RequestError(
+            f"header says timesteps={request.timesteps}, latent_shape={list(request.latent_shape)} but model "
+            f"{pipeline.model_id} expects timesteps={pipeline.timesteps}, latent_shape={list(pipeline.latent_shape)}")
+    session = session or ProgressiveSession(request.request_id, [])
+    expected = len(session.steps) + 1
+    if expected > pipeline.timesteps:
+        raise RequestError(f"step {request.step} after the last one: the model has {pipeline.timesteps} steps")
+    if request.step != expected:
+        raise RequestError(f"step {request.step} out of order: this stream expects step {expected}")
+    if request.request_id != session.request_id:
+        raise RequestError(f"request_id changed within a stream: {session.request_id!r} then {request.request_id!r}")
+    try:
+        bits = bitstream.unpack(request.payload, pipeline.latent_shape)
+    except bitstream.PayloadError as error:
+        raise RequestError(f"step {request.step} payload: {error}") from None
+    if request.erasure_mask is not None:
+        try:
+            erased = bitstream.unpack(request.erasure_mask, pipeline.latent_shape).bool()
+        except bitstream.PayloadError as error:
+            raise RequestError(f"step {request.step} erasure_mask: {error}") from None
+        coins = (torch.rand(bits.shape, generator=pipeline._erasure_coins) < 0.5).to(bits.dtype)
+        bits = torch.where(erased, coins, bits)
+    session.steps.append(bits)
+    top_k = min(request.top_k or pipeline.default_top_k, len(pipeline.classes))
+    decoded = DecodedRequest(request.request_id, torch.stack(session.steps), top_k,
+                             (time.perf_counter() - start) * 1e3)
+    return session, decoded
+
+
+def predict_prefixes(pipeline: EdgePipeline, batch: Sequence[DecodedRequest]) -> list[EdgePrediction]:
+    """The batch function of the progressive stream: one forward pass per prefix length present in the batch.
+
+    Prefixes of different lengths cannot share a tensor (nor a converter), so the batch is grouped by t;
+    each group is exactly :meth:`EdgePipeline.predict` on equal-length prefixes.
+    """
+    results: dict[int, EdgePrediction] = {}
+    by_length: dict[int, list[int]] = {}
+    for index, item in enumerate(batch):
+        by_length.setdefault(int(item.bits.shape[0]), []).append(index)
+    for indices in by_length.values():
+        for index, prediction in zip(indices, pipeline.predict([batch[i] for i in indices]), strict=True):
+            results[index] = dataclasses.replace(prediction, batch_size=len(batch))
+    return [results[i] for i in range(len(batch))]

@@ -15,11 +15,12 @@ RESOURCE_EXHAUSTED at once; every error message is bounded in size. Optional TLS
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -34,8 +35,12 @@ from sjscc.edge.pipeline import (
     EdgePipeline,
     EdgePrediction,
     EncodedRequest,
+    EncodedStepRequest,
     ModelMismatchError,
+    ProgressiveSession,
     RequestError,
+    decode_step,
+    predict_prefixes,
 )
 from sjscc.proto import sjscc_pb2, sjscc_pb2_grpc
 
@@ -100,13 +105,50 @@ def prediction_to_proto(batched: Batched[EdgePrediction], model_id: str, compute
     )
 
 
-class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
-    """Validate each request on arrival (cheap, per request), then let the batcher run the model."""
+def step_request_from_proto(message: sjscc_pb2.EncodedStep) -> EncodedStepRequest:
+    return EncodedStepRequest(
+        payload=message.payload,
+        step=message.step,
+        timesteps=message.timesteps,
+        latent_shape=tuple(message.latent_shape),
+        codec=message.codec,
+        model_id=message.model_id,
+        request_id=message.request_id,
+        erasure_mask=message.erasure_mask if message.HasField("erasure_mask") else None,
+        top_k=message.top_k,
+    )
 
-    def __init__(self, pipeline: EdgePipeline, batcher: MicroBatcher[DecodedRequest, EdgePrediction]) -> None:
+
+def step_prediction_to_proto(batched: Batched[EdgePrediction], step: int, model_id: str,
+                             compute_device: str, instance: str = "") -> sjscc_pb2.StepPrediction:
+    prediction = batched.value
+    return sjscc_pb2.StepPrediction(
+        request_id=prediction.request_id,
+        model_id=model_id,
+        step=step,
+        top=[sjscc_pb2.ClassScore(label=s.label, prob=s.prob, class_index=s.class_index) for s in prediction.top],
+        edge_compute_ms=prediction.edge_compute_ms,
+        queue_ms=batched.queue_ms,
+        batch_size=batched.batch_size,
+        compute_device=compute_device,
+        instance=instance,
+    )
+
+
+class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
+    """Validate each request on arrival (cheap, per request), then let the batcher run the model.
+
+    Steps of progressive streams go to their own batcher (``step_batcher``), whose batch function groups them by
+    prefix length (:func:`~sjscc.edge.pipeline.predict_prefixes`).
+    """
+
+    def __init__(self, pipeline: EdgePipeline, batcher: MicroBatcher[DecodedRequest, EdgePrediction],
+                 step_batcher: MicroBatcher[DecodedRequest, EdgePrediction] | None = None) -> None:
         self.pipeline = pipeline
         self.batcher = batcher
         self.instance = edge_instance()
+        self.step_batcher = step_batcher or MicroBatcher(functools.partial(predict_prefixes, pipeline),
+                                                         batcher.max_batch_size, batcher.max_wait_s * 1e3)
 
     async def Infer(self, request: sjscc_pb2.EncodedFeature, context: grpc.aio.ServicerContext) -> sjscc_pb2.Prediction:
         try:
@@ -136,6 +178,26 @@ class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
                                 bounded(f"the request ({len(data)} bytes) is not an sjscc.v1.EncodedFeature: {error}"))
         return await self.Infer(request, context)
 
+    async def InferProgressive(self, request_iterator: AsyncIterator[sjscc_pb2.EncodedStep],
+                               context: grpc.aio.ServicerContext) -> AsyncIterator[sjscc_pb2.StepPrediction]:
+        session: ProgressiveSession | None = None
+        async for message in request_iterator:
+            try:
+                session, decoded = decode_step(self.pipeline, session, step_request_from_proto(message))
+            except RequestError as error:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            except ModelMismatchError as error:
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+            try:
+                batched = await self.step_batcher.submit(decoded)
+            except BatcherClosedError as error:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+            except Exception as error:  # noqa: BLE001 - the model failed: say so, keep serving
+                log.exception("forward pass failed for step %d of request %s", message.step, message.request_id)
+                await context.abort(grpc.StatusCode.INTERNAL, f"the edge failed to run the model: {error}")
+            yield step_prediction_to_proto(batched, len(session.steps), self.pipeline.model_id,
+                                           str(self.pipeline.device), self.instance)
+
     async def ModelInfo(self, request: sjscc_pb2.ModelInfoRequest,
                         context: grpc.aio.ServicerContext) -> sjscc_pb2.ModelInfoReply:
         pipeline = self.pipeline
@@ -152,7 +214,8 @@ class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
 
 
 def add_service(service: EdgeInferenceService, server: grpc.aio.Server) -> None:
-    """Register ``sjscc.v1.EdgeInference`` with ``Infer`` taking raw bytes (see :meth:`infer_bytes`)."""
+    """Register ``sjscc.v1.EdgeInference`` with ``Infer`` taking raw bytes (see :meth:`infer_bytes`);
+    ``ModelInfo`` and the ``InferProgressive`` stream use the generated deserializers."""
     handlers = {
         "Infer": grpc.unary_unary_rpc_method_handler(
             service.infer_bytes, request_deserializer=None,
@@ -160,6 +223,9 @@ def add_service(service: EdgeInferenceService, server: grpc.aio.Server) -> None:
         "ModelInfo": grpc.unary_unary_rpc_method_handler(
             service.ModelInfo, request_deserializer=sjscc_pb2.ModelInfoRequest.FromString,
             response_serializer=sjscc_pb2.ModelInfoReply.SerializeToString),
+        "InferProgressive": grpc.stream_stream_rpc_method_handler(
+            service.InferProgressive, request_deserializer=sjscc_pb2.EncodedStep.FromString,
+            response_serializer=sjscc_pb2.StepPrediction.SerializeToString),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
 
@@ -180,7 +246,8 @@ async def serve(pipeline: EdgePipeline, host: str = "127.0.0.1", port: int = 500
     # so_reuseport off: a second edge on the same port must fail to start, not silently share it.
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", limit),
                                       *KEEPALIVE_SERVER_OPTIONS])
-    add_service(EdgeInferenceService(pipeline, batcher), server)
+    service = EdgeInferenceService(pipeline, batcher)
+    add_service(service, server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
@@ -219,6 +286,7 @@ async def serve(pipeline: EdgePipeline, host: str = "127.0.0.1", port: int = 500
             await asyncio.sleep(drain_delay_s)
         await server.stop(grace_s)
         await batcher.close()
+        await service.step_batcher.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         log.info("edge stopped")

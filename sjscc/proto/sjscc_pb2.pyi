@@ -81,3 +81,47 @@ class ModelInfoReply(_message.Message):
     compute_device: str
     max_batch_size: int
     def __init__(self, model_id: _Optional[str] = ..., codec: _Optional[str] = ..., timesteps: _Optional[int] = ..., latent_shape: _Optional[_Iterable[int]] = ..., payload_bits: _Optional[int] = ..., classes: _Optional[_Iterable[str]] = ..., compute_device: _Optional[str] = ..., max_batch_size: _Optional[int] = ...) -> None: ...
+
+class EncodedStep(_message.Message):
+    __slots__ = ("payload", "step", "timesteps", "latent_shape", "codec", "model_id", "request_id", "erasure_mask", "top_k")
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    TIMESTEPS_FIELD_NUMBER: _ClassVar[int]
+    LATENT_SHAPE_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERASURE_MASK_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    payload: bytes
+    step: int
+    timesteps: int
+    latent_shape: _containers.RepeatedScalarFieldContainer[int]
+    codec: str
+    model_id: str
+    request_id: str
+    erasure_mask: bytes
+    top_k: int
+    def __init__(self, payload: _Optional[bytes] = ..., step: _Optional[int] = ..., timesteps: _Optional[int] = ..., latent_shape: _Optional[_Iterable[int]] = ..., codec: _Optional[str] = ..., model_id: _Optional[str] = ..., request_id: _Optional[str] = ..., erasure_mask: _Optional[bytes] = ..., top_k: _Optional[int] = ...) -> None: ...
+
+class StepPrediction(_message.Message):
+    __slots__ = ("request_id", "model_id", "step", "top", "edge_compute_ms", "queue_ms", "batch_size", "compute_device", "instance")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    TOP_FIELD_NUMBER: _ClassVar[int]
+    EDGE_COMPUTE_MS_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_DEVICE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    model_id: str
+    step: int
+    top: _containers.RepeatedCompositeFieldContainer[ClassScore]
+    edge_compute_ms: float
+    queue_ms: float
+    batch_size: int
+    compute_device: str
+    instance: str
+    def __init__(self, request_id: _Optional[str] = ..., model_id: _Optional[str] = ..., step: _Optional[int] = ..., top: _Optional[_Iterable[_Union[ClassScore, _Mapping]]] = ..., edge_compute_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ..., batch_size: _Optional[int] = ..., compute_device: _Optional[str] = ..., instance: _Optional[str] = ...) -> None: ...

@@ -44,6 +44,11 @@ class EdgeInferenceStub:
                 request_serializer=sjscc__pb2.ModelInfoRequest.SerializeToString,
                 response_deserializer=sjscc__pb2.ModelInfoReply.FromString,
                 _registered_method=True)
+        self.InferProgressive = channel.stream_stream(
+                '/sjscc.v1.EdgeInference/InferProgressive',
+                request_serializer=sjscc__pb2.EncodedStep.SerializeToString,
+                response_deserializer=sjscc__pb2.StepPrediction.FromString,
+                _registered_method=True)
 
 
 class EdgeInferenceServicer:
@@ -64,6 +69,17 @@ class EdgeInferenceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InferProgressive(self, request_iterator, context):
+        """Progressive transmission (codec "snn-progressive" only): the device sends one time step's bits per
+        message, in order, and the edge answers each with its top-k after the prefix received so far; the device
+        stops writing once the top-1 probability reaches its threshold, or after T steps. Each answer travels on
+        the reverse direction of the stream, which is assumed error-free. Errors as for Infer, plus
+        FAILED_PRECONDITION from an edge serving a fixed-T codec.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EdgeInferenceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +92,11 @@ def add_EdgeInferenceServicer_to_server(servicer, server):
                     servicer.ModelInfo,
                     request_deserializer=sjscc__pb2.ModelInfoRequest.FromString,
                     response_serializer=sjscc__pb2.ModelInfoReply.SerializeToString,
+            ),
+            'InferProgressive': grpc.stream_stream_rpc_method_handler(
+                    servicer.InferProgressive,
+                    request_deserializer=sjscc__pb2.EncodedStep.FromString,
+                    response_serializer=sjscc__pb2.StepPrediction.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +153,33 @@ class EdgeInference:
             '/sjscc.v1.EdgeInference/ModelInfo',
             sjscc__pb2.ModelInfoRequest.SerializeToString,
             sjscc__pb2.ModelInfoReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InferProgressive(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/sjscc.v1.EdgeInference/InferProgressive',
+            sjscc__pb2.EncodedStep.SerializeToString,
+            sjscc__pb2.StepPrediction.FromString,
             options,
             channel_credentials,
             insecure,

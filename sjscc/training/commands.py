@@ -29,6 +29,7 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--limit must be >= 0, got {args.limit}")
     burst, interleave, energy_images = parse_link_options(args, channels, probabilities)
     bundles = args.bundle or [args.bundle_default]
+    thresholds = _check_progressive(args, bundles)
     reports = []
     for bundle in bundles:
         report = evaluate_bundle(bundle, args.data_root, args.dataset, args.split, channels, probabilities,
@@ -37,6 +38,8 @@ def run_eval(args: argparse.Namespace) -> int:
                                  energy_images=energy_images)
         reports.append(report)
         print(format_table([report]), flush=True)
+        if thresholds is not None:
+            _add_progressive(report, bundle, thresholds, channels, probabilities, args)
     if args.out:
         _write_json(args.out, reports[0] if len(reports) == 1 else reports)
         print(f"wrote {args.out}", file=sys.stderr)
@@ -44,6 +47,10 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.plot:
         print(f"wrote {plot_accuracy(reports, args.plot, args.title)}", file=sys.stderr)
+    if getattr(args, "rate_plot", None):
+        from sjscc.training.plots import plot_rate_accuracy
+
+        print(f"wrote {plot_rate_accuracy(reports, args.rate_plot, args.title)}", file=sys.stderr)
     if args.firing_hist:
         print(f"wrote {plot_firing_rates(reports, args.firing_hist, args.title)}", file=sys.stderr)
     return 0
@@ -66,6 +73,41 @@ def parse_link_options(args: argparse.Namespace, channels: list[str],
     if energy_images < 0:
         raise ValueError(f"--energy-images must be >= 0, got {energy_images}")
     return burst, interleave, energy_images
+
+
+def _check_progressive(args: argparse.Namespace, bundles: list[str]) -> list[float] | None:
+    """``--confidence`` thresholds (``[]`` for ``--prefixes`` alone, None for neither), after checking before any
+    work that every bundle can be cut at a prefix (and is progressive when thresholds are given)."""
+    text = getattr(args, "confidence", None)
+    if not text and not getattr(args, "prefixes", False):
+        return None
+    from sjscc.common.bundle import load_bundle
+    from sjscc.training.progressive_eval import parse_thresholds
+
+    thresholds = parse_thresholds(text) if text else []
+    for path in bundles:
+        bundle = load_bundle(path)
+        codec = str(bundle.manifest.get("codec"))
+        if text and not bundle.progressive:
+            raise ValueError(f"--confidence needs a progressive bundle (codec snn-progressive); {bundle.path} is "
+                             f"{codec!r}, which always sends all {bundle.timesteps} steps")
+        if not (bundle.progressive or codec.startswith("cnn-q")):
+            raise ValueError(f"--prefixes needs a progressive or cnn-q<n> bundle; {bundle.path} is {codec!r}, "
+                             "whose converter reads all T steps")
+    return thresholds
+
+
+def _add_progressive(report: dict[str, Any], bundle: str, thresholds: list[float], channels: list[str],
+                     probabilities: list[float], args: argparse.Namespace) -> None:
+    """Append the fixed-prefix and confidence rows of a progressive bundle to its report and print them."""
+    from sjscc.training.progressive_eval import evaluate_progressive, format_progressive_table
+
+    extra = evaluate_progressive(bundle, thresholds, args.data_root, args.dataset, args.split, channels,
+                                 probabilities, args.repeats, args.seed, args.batch_size, args.limit, args.device,
+                                 args.erasure_policy, args.download)
+    report["results"] = report["results"] + extra["rows"]
+    report["progressive"] = extra["progressive"]
+    print(format_progressive_table(report), flush=True)
 
 
 def run_plot(args: argparse.Namespace) -> int:

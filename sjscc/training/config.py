@@ -53,6 +53,13 @@ class TrainConfig:
     out: str = "runs/backbone"
     init: str = ""
     """Run folder of the previous step, whose ``model.safetensors`` initialises this one."""
+    init_bundle: str = ""
+    """A bundle folder (e.g. ``bundles/default``) whose weights initialise this run instead of ``init``: the
+    backbone (head, tail) and, with ``init_bundle_codec``, every codec tensor whose name and shape fit (a fixed-T
+    ``snn`` bundle's encoder and reconstructor, prefix converters derived from its converter)."""
+    init_bundle_codec: bool = True
+    prefixes: int = 0
+    """Progressive codec only: prefix lengths in the loss per batch (0: all 1..T; k: T and k-1 drawn ones)."""
     model: ModelSpec = field(default_factory=ModelSpec)
     alpha: float | None = 0.5
     """Target firing rate of the regularizer ``(alpha - rate)^2`` (SNN only); null turns it off."""

@@ -4,6 +4,8 @@
   one panel per channel kind (the papers' Fig. 4/5). As in the papers, bundles trained under the same
   channel condition share a colour; SNN codecs are solid lines and CNN baselines dashed.
 - :func:`plot_firing_rates`: histogram of the per-image firing rate of the encoder output (Fig. 7).
+- :func:`plot_rate_accuracy`: accuracy against bits per image, one panel per (channel, p): a progressive
+  bundle's confidence curve and fixed-prefix curve, every other bundle as one point at its payload bits.
 
 Both take the report dicts of :mod:`sjscc.training.evaluate` (or the JSON files ``sjscc eval --out`` wrote,
 through :func:`load_reports`), so every figure is one command away from saved results.
@@ -93,7 +95,8 @@ def plot_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title: str
     figure, axes = plt.subplots(1, len(channels), figsize=(5.2 * len(channels), 4.0), squeeze=False)
     for axis, channel in zip(axes[0], channels, strict=True):
         for report, colour, label in zip(reports, colours, labels, strict=True):
-            rows = sorted((row for row in report["results"] if row["channel"] == channel), key=lambda r: r["p"])
+            rows = sorted((row for row in report["results"] if row["channel"] == channel and "mode" not in row),
+                          key=lambda r: r["p"])
             if not rows:
                 continue
             axis.errorbar([r["p"] for r in rows], [100 * r["accuracy_mean"] for r in rows],
@@ -135,6 +138,48 @@ def plot_firing_rates(reports: Sequence[dict[str, Any]], out: str | Path, title:
     return _save(figure, out)
 
 
+def plot_rate_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title: str | None = None) -> Path:
+    """Accuracy (%) against mean payload bits per image, one panel per (channel, p) found in the reports.
+
+    Progressive reports (rows with ``mode``) give two curves: the confidence rule (one point per threshold) and the
+    model cut at each fixed prefix; any other report gives one point at its ``payload_bits`` (its full-T row).
+    """
+    panels = list(dict.fromkeys((row["channel"], row["p"]) for r in reports for row in r["results"]))
+    if not panels:
+        raise ValueError("the reports hold no channel results to plot")
+    labels = _labels(reports)
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    for axis, (channel, p) in zip(axes[0], panels, strict=True):
+        for i, (report, label) in enumerate(zip(reports, labels, strict=True)):
+            rows = [row for row in report["results"] if row["channel"] == channel and row["p"] == p]
+            colour = f"C{i % 10}"
+            prefix = sorted((r for r in rows if r.get("mode") == "prefix"), key=lambda r: r["timesteps"])
+            rule = sorted((r for r in rows if r.get("mode") == "progressive"), key=lambda r: r["mean_payload_bits"])
+            fixed = [r for r in rows if "mode" not in r]
+            if prefix:
+                axis.plot([r["mean_payload_bits"] for r in prefix], [100 * r["accuracy_mean"] for r in prefix],
+                          color=colour, linestyle=":", marker="s", markersize=3, label=f"{label}: fixed prefix t")
+            if rule:
+                axis.errorbar([r["mean_payload_bits"] for r in rule], [100 * r["accuracy_mean"] for r in rule],
+                              yerr=[100 * r["accuracy_std"] for r in rule], color=colour, marker="o", markersize=4,
+                              capsize=2, label=f"{label}: stop at confidence")
+                for r in rule:
+                    axis.annotate(f"{r['confidence']:g}", (r["mean_payload_bits"], 100 * r["accuracy_mean"]),
+                                  fontsize=6, xytext=(3, -8), textcoords="offset points")
+            if fixed and not (prefix or rule) and report.get("payload_bits"):
+                axis.errorbar([report["payload_bits"]], [100 * fixed[0]["accuracy_mean"]],
+                              yerr=[100 * fixed[0]["accuracy_std"]], color=colour, marker="D", linestyle="none",
+                              capsize=3, label=label)
+        axis.set_xlabel("bits per image (mean)")
+        axis.set_ylabel("accuracy (%)")
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=6)
+        axis.set_title(f"{channel.upper()} p = {p:g}")
+    if title:
+        figure.suptitle(title)
+    return _save(figure, out)
+
+
 def _save(figure: plt.Figure, out: str | Path) -> Path:
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,4 +189,4 @@ def _save(figure: plt.Figure, out: str | Path) -> Path:
     return path
 
 
-PLOTS = {"accuracy": plot_accuracy, "firing-rate": plot_firing_rates}
+PLOTS = {"accuracy": plot_accuracy, "firing-rate": plot_firing_rates, "rate": plot_rate_accuracy}

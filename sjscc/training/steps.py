@@ -34,6 +34,7 @@ from torch import nn
 from tqdm import tqdm
 
 from sjscc.common.channels import NoiselessChannel, build_channel, gilbert_elliott_transitions
+from sjscc.common.codecs import CodecOutput, is_progressive
 from sjscc.common.config import to_yaml
 from sjscc.common.devices import select_device
 from sjscc.common.firing_rate import firing_rate_penalty
@@ -41,6 +42,7 @@ from sjscc.common.model import SplitModel, build_split_model
 from sjscc.training.config import ChannelConfig, TrainConfig
 from sjscc.training.data import ImageSet, Normalize, augment, batches, first, load_cifar, train_val_split
 from sjscc.training.evaluate import DEFAULT_BATCH_SIZE, evaluate_model, link_fields
+from sjscc.training.prefix_loss import bundle_init_state, prefix_logits, prefix_loss, sample_prefixes
 
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "model.safetensors"
@@ -103,11 +105,18 @@ class Trainer:
         torch.manual_seed(config.seed)
         # channels_last: ~15% faster convolutions on CPU and on tensor cores alike
         self.model = build_split_model(spec).to(self.device, memory_format=torch.channels_last)
-        if config.init:
+        if config.init and config.init_bundle:
+            raise ValueError("set either init (a run folder) or init_bundle (a bundle folder), not both")
+        if config.init_bundle:
+            self._load_init_bundle(config.init_bundle)
+        elif config.init:
             self._load_init(Path(config.init))
         elif config.step > 1:
             raise ValueError(f"step {config.step} needs init: the run folder of step {config.step - 1}")
-        self.regularize = spec.codec == "snn" and config.alpha is not None and config.step > 1
+        self.progressive = is_progressive(self.model.codec)
+        if self.progressive and self.world > 1:  # DDP wraps forward(), which the prefix loss bypasses
+            raise ValueError("the progressive codec's prefix loss runs in one process; launch without torchrun")
+        self.regularize = (spec.codec == "snn" or self.progressive) and config.alpha is not None and config.step > 1
         self.channel = build_training_channel(config.channel) if config.step > 1 else None
         self.normalize = Normalize(spec.mean, spec.std)
         data = config.data
@@ -160,6 +169,20 @@ class Trainer:
             raise ValueError(f"step 3 starts from a trained codec, but {path} lacks {missing_codec[:3]}: "
                              "set init to the run folder of step 2")
         self.model.load_state_dict(usable, strict=False)
+
+    def _load_init_bundle(self, path: str) -> None:
+        """Initialise from a bundle's safetensors (:func:`bundle_init_state`); the backbone must fit entirely."""
+        state = bundle_init_state(path, codec=self.config.init_bundle_codec)
+        own = self.model.state_dict()
+        usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        missing_backbone = [k for k in own if k.startswith(("head.", "tail.")) and k not in usable]
+        if missing_backbone:
+            raise ValueError(f"bundle {path} does not fit this model's backbone: e.g. {missing_backbone[:3]}")
+        self.model.load_state_dict(usable, strict=False)
+        loaded = sum(k.startswith("codec.") for k in usable)
+        if self.rank == 0:
+            print(f"initialised from bundle {path}: backbone and {loaded} of "
+                  f"{sum(k.startswith('codec.') for k in own)} codec tensors", flush=True)
 
     def _features(self, split: str, images: ImageSet) -> torch.Tensor:
         """Head features of ``images``, from ``feature_cache`` when this head and data were seen before."""
@@ -292,8 +315,11 @@ class Trainer:
             inputs = self._inputs(self.train_set, self.train_features, index, shuffle)
             labels = self.train_set.labels[index].to(self.device)
             p = self._channel_p(noise) if self.channel is not None else 0.0
-            logits, coded = self.net(inputs, self.channel, p, None, self.use_cache)
-            loss = nn.functional.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+            if self.progressive:
+                logits, loss, coded = self._progressive_step(inputs, labels, p, noise)
+            else:
+                logits, coded = self.net(inputs, self.channel, p, None, self.use_cache)
+                loss = nn.functional.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
             if self.regularize and coded is not None:
                 loss = loss + firing_rate_penalty(coded.bits, cfg.alpha)
             self.optimizer.zero_grad(set_to_none=True)
@@ -310,6 +336,30 @@ class Trainer:
         seen = max(1, totals["seen"])
         return {"train_loss": totals["loss"] / seen, "train_accuracy": totals["correct"] / seen,
                 "train_firing_rate": totals["rate"] / seen, "train_images": int(totals["seen"])}
+
+    def _progressive_step(self, inputs: torch.Tensor, labels: torch.Tensor, p: float,
+                          noise: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, CodecOutput]:
+        """The loss over prefixes (:mod:`sjscc.training.prefix_loss`); returns the full-T logits for accuracy."""
+        prefixes = sample_prefixes(self.model.codec.timesteps, self.config.prefixes, noise)
+        logits, bits = prefix_logits(self.model, inputs, prefixes, self.channel, p, None, self.use_cache)
+        loss = prefix_loss(logits, labels, self.config.label_smoothing)
+        return logits[-1], loss, CodecOutput(torch.empty(0), bits, bits, bits.mean())
+
+    @torch.no_grad()
+    def evaluate_prefixes(self, p: float | None = None, seed: int = 0) -> dict[str, list[float]]:
+        """Progressive codec: validation accuracy after each prefix t = 1..T through the training channel."""
+        self.model.eval()
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        p = self.config.channel.p if p is None else p
+        prefixes = list(range(1, self.model.codec.timesteps + 1))
+        correct = [0] * len(prefixes)
+        for index in batches(len(self.val_set), 500):
+            inputs = self._inputs(self.val_set, self.val_features, index, None)
+            logits, _ = prefix_logits(self.model, inputs, prefixes, self.channel, p, generator, self.use_cache)
+            labels = self.val_set.labels[index]
+            for i, part in enumerate(logits):
+                correct[i] += int((part.argmax(1).cpu() == labels).sum())
+        return {"val_prefix_accuracy": [c / len(self.val_set) for c in correct]}
 
     @torch.no_grad()
     def evaluate(self, p: float | None = None, seed: int = 0) -> dict[str, float]:
@@ -343,6 +393,8 @@ class Trainer:
             started = time.time()
             record = {"epoch": epoch + 1, "step": cfg.step, **self.train_epoch(epoch)}
             record.update(self.evaluate())
+            if self.progressive:
+                record.update(self.evaluate_prefixes())
             record.update({"lr": self.optimizer.param_groups[0]["lr"], "seconds": round(time.time() - started, 1),
                            "world_size": self.world})
             if self.rank == 0:
