@@ -263,8 +263,9 @@ class Services:
                                      "--port", str(port), "--channel", CHANNEL[0], "--p", str(CHANNEL[1]),
                                      # The bench measures queueing at every concurrency it loads, not admission
                                      # control (tests/test_admission.py): no shedding, a deadline no answer meets.
-                                     "--max-in-flight", str(BENCH_MAX_IN_FLIGHT),
-                                     "--rpc-timeout", str(BENCH_RPC_TIMEOUT_S)])
+                                     # (Devices older than admission control have no --max-in-flight.)
+                                     "--rpc-timeout", str(BENCH_RPC_TIMEOUT_S),
+                                     *(["--max-in-flight", str(BENCH_MAX_IN_FLIGHT)] if self.source is None else [])])
         self.running.append(service)
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: device_is_ready(base), service)
