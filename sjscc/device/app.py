@@ -238,45 +238,16 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, card: dict[str, Any
                                               f"device before its bits could be sent; retry later")
             if await request.is_disconnected():
                 raise fail(CLIENT_CLOSED_REQUEST, "client_gone", "the client went away before the bits were sent")
-            answer = await client.infer(encoded.payload, request_id, call, top_k=TOP_K, timeout_s=remaining)
+            edge_answer = await client.infer(encoded.payload, request_id, call, top_k=TOP_K, timeout_s=remaining)
         except tuple(e for e, _, _ in ERROR_STATUS) as error:
             status, kind = next((s, k) for e, s, k in ERROR_STATUS if isinstance(error, e))
             if status >= 500:
                 log.warning("request %s: %s %s", request_id, status, error)
             raise fail(status, kind, str(error)) from None
-        prediction, report = answer.prediction, answer.channel
-        top = [{"label": s.label, "prob": round(s.prob, 6), "class_index": s.class_index} for s in prediction.top]
-        latency_ms = {
-            "device_compute": _ms(encoded.device_compute_ms),
-            "pack": _ms(encoded.pack_ms),
-            "channel": _ms(report.channel_ms),
-            "rpc": _ms(answer.rpc_ms),
-            "edge_compute": _ms(prediction.edge_compute_ms),
-            "total": _ms((time.perf_counter() - start) * 1e3),
-        }
-        metrics.observe_success(report.kind, report.payload_bits, report.wire_bytes, report.flipped_bits,
-                                report.erased_bits, latency_ms)
-        answer = {
-            "request_id": request_id,
-            "label": top[0]["label"],
-            "class_index": top[0]["class_index"],
-            "top": top,
-            "model_id": prediction.model_id,
-            "bits": {
-                "payload_bits": report.payload_bits,
-                "timesteps": pipeline.timesteps,
-                "latent_shape": list(pipeline.latent_shape),
-                "wire_bytes": report.wire_bytes,
-                "data_frame_bytes": data_frame_bytes(report.wire_bytes),
-                "firing_rate": round(encoded.firing_rate, 6),
-            },
-            "channel": {"kind": report.kind, "p": report.p, "seed": report.seed,
-                        "flipped_bits": report.flipped_bits, "erased_bits": report.erased_bits,
-                        "burst": report.burst, "interleave": report.interleave},
-            "latency_ms": latency_ms,
-            "edge": {"batch_size": prediction.batch_size, "queue_ms": _ms(prediction.queue_ms),
-                     "compute_device": prediction.compute_device, "instance": prediction.instance},
-        }
+        prediction, report = edge_answer.prediction, edge_answer.channel
+        answer = classification_answer(pipeline, encoded, prediction, report, edge_answer.rpc_ms,
+                                       prediction.edge_compute_ms, pipeline.timesteps, request_id, start, metrics,
+                                       data_frame_bytes(report.wire_bytes))
         if call.keep_bits:
             answer["bits"].update(transmitted_bits(report))
         return answer
@@ -357,48 +328,57 @@ def progressive_answer(pipeline: DevicePipeline, encoded: EncodedImage, answer: 
     ``progressive`` with the steps sent, the bits saved and the edge's confidence after each step."""
     prediction, report = answer.prediction, answer.channel
     steps_sent = len(answer.steps)
+    answer_json = classification_answer(pipeline, encoded, prediction, report, answer.rpc_ms,
+                                        sum(step.prediction.edge_compute_ms for step in answer.steps), steps_sent,
+                                        request_id, start, metrics)
+    answer_json["progressive"] = {
+        "confidence_threshold": answer.threshold,
+        "stopped": "confident" if answer.confident else "all_steps",
+        "steps_sent": steps_sent,
+        "max_steps": pipeline.timesteps,
+        "payload_bits_sent": report.payload_bits,
+        "payload_bits_saved": pipeline.payload_bits - report.payload_bits,
+        "feedback": "error-free",
+        "steps": [{"step": step.step, "label": step.prediction.top[0].label if step.prediction.top else None,
+                   "confidence": round(step.confidence, 6), "flipped_bits": step.flipped_bits,
+                   "erased_bits": step.erased_bits, "edge_compute_ms": _ms(step.prediction.edge_compute_ms)}
+                  for step in answer.steps],
+    }
+    return answer_json
+
+
+def classification_answer(pipeline: DevicePipeline, encoded: EncodedImage, prediction: Any, report: Any,
+                          rpc_ms: float, edge_compute_ms: float, timesteps_sent: int, request_id: str, start: float,
+                          metrics: DeviceMetrics, frame_bytes: int | None = None) -> dict:
+    """The JSON answer of DESIGN.md for one classified image (fixed or progressive: ``timesteps_sent`` and
+    ``report`` say what was actually sent), recorded in the metrics."""
     top = [{"label": s.label, "prob": round(s.prob, 6), "class_index": s.class_index} for s in prediction.top]
-    edge_compute = sum(step.prediction.edge_compute_ms for step in answer.steps)
     latency_ms = {
         "device_compute": _ms(encoded.device_compute_ms),
         "pack": _ms(encoded.pack_ms),
         "channel": _ms(report.channel_ms),
-        "rpc": _ms(answer.rpc_ms),
-        "edge_compute": _ms(edge_compute),
+        "rpc": _ms(rpc_ms),
+        "edge_compute": _ms(edge_compute_ms),
         "total": _ms((time.perf_counter() - start) * 1e3),
     }
     metrics.observe_success(report.kind, report.payload_bits, report.wire_bytes, report.flipped_bits,
                             report.erased_bits, latency_ms)
+    bits = {"payload_bits": report.payload_bits, "timesteps": timesteps_sent,
+            "latent_shape": list(pipeline.latent_shape), "wire_bytes": report.wire_bytes}
+    if frame_bytes is not None:
+        bits["data_frame_bytes"] = frame_bytes
+    bits["firing_rate"] = round(encoded.firing_rate, 6)
     return {
         "request_id": request_id,
         "label": top[0]["label"],
         "class_index": top[0]["class_index"],
         "top": top,
         "model_id": prediction.model_id,
-        "bits": {
-            "payload_bits": report.payload_bits,
-            "timesteps": steps_sent,
-            "latent_shape": list(pipeline.latent_shape),
-            "wire_bytes": report.wire_bytes,
-            "firing_rate": round(encoded.firing_rate, 6),
-        },
+        "bits": bits,
         "channel": {"kind": report.kind, "p": report.p, "seed": report.seed,
                     "flipped_bits": report.flipped_bits, "erased_bits": report.erased_bits,
                     "burst": report.burst, "interleave": report.interleave},
         "latency_ms": latency_ms,
         "edge": {"batch_size": prediction.batch_size, "queue_ms": _ms(prediction.queue_ms),
                  "compute_device": prediction.compute_device, "instance": prediction.instance},
-        "progressive": {
-            "confidence_threshold": answer.threshold,
-            "stopped": "confident" if answer.confident else "all_steps",
-            "steps_sent": steps_sent,
-            "max_steps": pipeline.timesteps,
-            "payload_bits_sent": report.payload_bits,
-            "payload_bits_saved": pipeline.payload_bits - report.payload_bits,
-            "feedback": "error-free",
-            "steps": [{"step": step.step, "label": step.prediction.top[0].label if step.prediction.top else None,
-                       "confidence": round(step.confidence, 6), "flipped_bits": step.flipped_bits,
-                       "erased_bits": step.erased_bits, "edge_compute_ms": _ms(step.prediction.edge_compute_ms)}
-                      for step in answer.steps],
-        },
     }

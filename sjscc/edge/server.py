@@ -90,10 +90,11 @@ def edge_instance() -> str:
     return os.environ.get("SJSCC_INSTANCE", "").strip() or socket.gethostname()
 
 
-def prediction_to_proto(batched: Batched[EdgePrediction], model_id: str, compute_device: str,
-                        instance: str = "") -> sjscc_pb2.Prediction:
+def _prediction_fields(batched: Batched[EdgePrediction], model_id: str, compute_device: str,
+                       instance: str) -> dict:
+    """The fields ``Prediction`` and ``StepPrediction`` share."""
     prediction = batched.value
-    return sjscc_pb2.Prediction(
+    return dict(
         request_id=prediction.request_id,
         model_id=model_id,
         top=[sjscc_pb2.ClassScore(label=s.label, prob=s.prob, class_index=s.class_index) for s in prediction.top],
@@ -103,6 +104,11 @@ def prediction_to_proto(batched: Batched[EdgePrediction], model_id: str, compute
         compute_device=compute_device,
         instance=instance,
     )
+
+
+def prediction_to_proto(batched: Batched[EdgePrediction], model_id: str, compute_device: str,
+                        instance: str = "") -> sjscc_pb2.Prediction:
+    return sjscc_pb2.Prediction(**_prediction_fields(batched, model_id, compute_device, instance))
 
 
 def step_request_from_proto(message: sjscc_pb2.EncodedStep) -> EncodedStepRequest:
@@ -121,18 +127,7 @@ def step_request_from_proto(message: sjscc_pb2.EncodedStep) -> EncodedStepReques
 
 def step_prediction_to_proto(batched: Batched[EdgePrediction], step: int, model_id: str,
                              compute_device: str, instance: str = "") -> sjscc_pb2.StepPrediction:
-    prediction = batched.value
-    return sjscc_pb2.StepPrediction(
-        request_id=prediction.request_id,
-        model_id=model_id,
-        step=step,
-        top=[sjscc_pb2.ClassScore(label=s.label, prob=s.prob, class_index=s.class_index) for s in prediction.top],
-        edge_compute_ms=prediction.edge_compute_ms,
-        queue_ms=batched.queue_ms,
-        batch_size=batched.batch_size,
-        compute_device=compute_device,
-        instance=instance,
-    )
+    return sjscc_pb2.StepPrediction(step=step, **_prediction_fields(batched, model_id, compute_device, instance))
 
 
 class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
