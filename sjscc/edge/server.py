@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -44,6 +45,7 @@ from sjscc.edge.pipeline import (
 )
 from sjscc.proto import sjscc_pb2, sjscc_pb2_grpc
 
+Decoded = TypeVar("Decoded")
 log = logging.getLogger("sjscc.edge")
 
 SERVICE_NAME = sjscc_pb2.DESCRIPTOR.services_by_name["EdgeInference"].full_name
@@ -143,25 +145,39 @@ class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
         self.batcher = batcher
         self.instance = edge_instance()
         self.step_batcher = step_batcher or MicroBatcher(functools.partial(predict_prefixes, pipeline),
-                                                         batcher.max_batch_size, batcher.max_wait_s * 1e3)
+                                                         batcher.max_batch_size, batcher.max_wait_s * 1e3,
+                                                         max_queue=batcher.max_queue)
 
     async def Infer(self, request: sjscc_pb2.EncodedFeature, context: grpc.aio.ServicerContext) -> sjscc_pb2.Prediction:
+        decoded = await self._decode(context, lambda: self.pipeline.decode(request_from_proto(request)))
+        batched = await self._submit(context, self.batcher, decoded, request.request_id)
+        return prediction_to_proto(batched, self.pipeline.model_id, str(self.pipeline.device), self.instance)
+
+    @staticmethod
+    async def _decode(context: grpc.aio.ServicerContext, decode: Callable[[], Decoded]) -> Decoded:
+        """Run ``decode``; a malformed request is INVALID_ARGUMENT, another model's FAILED_PRECONDITION."""
         try:
-            decoded = self.pipeline.decode(request_from_proto(request))
+            return decode()
         except RequestError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, bounded(str(error)))
         except ModelMismatchError as error:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, bounded(str(error)))
+        raise AssertionError("context.abort raises")
+
+    @staticmethod
+    async def _submit(context: grpc.aio.ServicerContext, batcher: MicroBatcher[DecodedRequest, EdgePrediction],
+                      decoded: DecodedRequest, request_id: str) -> Batched[EdgePrediction]:
+        """Wait for ``decoded``'s batch; a full queue is RESOURCE_EXHAUSTED, a closing edge UNAVAILABLE."""
         try:
-            batched = await self.batcher.submit(decoded)
+            return await batcher.submit(decoded)
         except BatcherFullError as error:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
         except BatcherClosedError as error:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
         except Exception as error:  # noqa: BLE001 - the model failed (e.g. out of GPU memory): say so, keep serving
-            log.exception("forward pass failed for request %s", bounded(request.request_id, 64))
+            log.exception("forward pass failed for request %s", bounded(request_id, 64))
             await context.abort(grpc.StatusCode.INTERNAL, bounded(f"the edge failed to run the model: {error}"))
-        return prediction_to_proto(batched, self.pipeline.model_id, str(self.pipeline.device), self.instance)
+        raise AssertionError("context.abort raises")
 
     async def infer_bytes(self, data: bytes, context: grpc.aio.ServicerContext) -> sjscc_pb2.Prediction:
         """``Infer`` on the raw request bytes: a body that is not an ``EncodedFeature`` is the caller's error."""
@@ -177,19 +193,10 @@ class EdgeInferenceService(sjscc_pb2_grpc.EdgeInferenceServicer):
                                context: grpc.aio.ServicerContext) -> AsyncIterator[sjscc_pb2.StepPrediction]:
         session: ProgressiveSession | None = None
         async for message in request_iterator:
-            try:
-                session, decoded = decode_step(self.pipeline, session, step_request_from_proto(message))
-            except RequestError as error:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-            except ModelMismatchError as error:
-                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
-            try:
-                batched = await self.step_batcher.submit(decoded)
-            except BatcherClosedError as error:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
-            except Exception as error:  # noqa: BLE001 - the model failed: say so, keep serving
-                log.exception("forward pass failed for step %d of request %s", message.step, message.request_id)
-                await context.abort(grpc.StatusCode.INTERNAL, f"the edge failed to run the model: {error}")
+            step = step_request_from_proto(message)
+            session, decoded = await self._decode(
+                context, lambda step=step, previous=session: decode_step(self.pipeline, previous, step))
+            batched = await self._submit(context, self.step_batcher, decoded, message.request_id)
             yield step_prediction_to_proto(batched, len(session.steps), self.pipeline.model_id,
                                            str(self.pipeline.device), self.instance)
 
