@@ -18,6 +18,12 @@
 #                                            variants can be chained: cnn-T1-bsc0.15-c32-s2 (c2 = 32, training seed 2)
 #   scripts/reproduce-cpu.sh eval NAME...    sweeps for named runs into $RESULTS (waits for the bundle); SWEEPS picks
 #                                            the channels (bsc, bec, ge, ge-il: GE with the interleaver INTERLEAVE)
+#   scripts/reproduce-cpu.sh matched         issue 16 in one go (LINEAGE=v3s): the ladder, the three seeds of the SNN,
+#                                            CNN-q8 and CNN-q1, each swept as soon as it is trained (BSC; seed 0 also
+#                                            BEC, GE and GE + interleaver; the ladder's rungs BSC and BEC)
+#   scripts/reproduce-cpu.sh rate-ladder     issue 15's fixed-rate ladder: CNN-q<n>, n = 1..7, at the shipped CNN-q8's
+#                                            latent size (64 n bits), each warm-started from bundles/baseline-cnn-q8
+#                                            (backbone and codec) and fine-tuned, swept at BSC p = 0, 0.1, 0.2
 #   scripts/reproduce-cpu.sh progressive     the progressive codec from bundles/default -> bundles/progressive
 #   scripts/reproduce-cpu.sh progressive-eval   its sweep with --confidence and fixed prefixes into $RESULTS
 # JOBS=2 runs two trainings side by side (one thread each; the backbone stages use BACKBONE_THREADS=2).
@@ -29,6 +35,12 @@
 #       until v3 replaced them, go to runs/cpu-long/shipped
 #   v3  the half-width backbone of the shipped bundles (backbone-wide + backbone-wide-extend; runs/cpu-wide,
 #       docs/results/wide; 512 bits per image at T = 8); default
+#   v3s the same half-width backbone, taken from a bundle because the step-1 checkpoint (backbone-wide2) was not
+#       kept: BACKBONE is bundles/baseline-cnn-q8 (its head is backbone-wide2's, bit for bit; its tail is the one
+#       CNN-q8's step 3 fine-tuned). Every run of issue 16's comparisons (ladder, seeds 0-2) starts from it, so the
+#       arms share one start; runs/cpu-wide-s, docs/results/wide-s. Its "shipped" names are retrained, not copied.
+# A BACKBONE folder with a manifest.json is a bundle: its head and tail (not its codec) start step 2.
+# REPEATS (10) channel draws per point; GE_PS the mean error rates of the burst sweeps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SJSCC=${SJSCC:-.venv/bin/sjscc}
@@ -39,7 +51,9 @@ case "${LINEAGE:-v3}" in
   v2) runs=runs/cpu-long bb=runs/cpu/backbone-long shipped=runs/cpu-long/shipped results=docs/results/long codec=cpu-codec ;;
   v3) runs=runs/cpu-wide bb=runs/cpu/backbone-wide2 shipped=bundles results=docs/results/wide
       codec=cpu-codec-wide ;;
-  *) echo "unknown LINEAGE ${LINEAGE}: want v1, v2 or v3" >&2; exit 2 ;;
+  v3s) runs=runs/cpu-wide-s bb=bundles/baseline-cnn-q8 shipped=runs/cpu-wide-s/shipped results=docs/results/wide-s
+      codec=cpu-codec-wide ;;
+  *) echo "unknown LINEAGE ${LINEAGE}: want v1, v2, v3 or v3s" >&2; exit 2 ;;
 esac
 RUNS=${RUNS:-$runs}
 BACKBONE=${BACKBONE:-$bb}
@@ -89,8 +103,11 @@ train_run() {
   mapfile -t o <<<"$text"
   echo "== $name -> $bundle"
   local t0=$SECONDS; mkdir -p "$RUNS"
-  local cache=(--set "feature_cache=$RUNS/feature-cache")
-  $SJSCC train --config $CFG/$CODEC-step2.yaml --set "out=$RUNS/$name/step2" --set "init=$BACKBONE" \
+  local cache=(--set "feature_cache=$RUNS/feature-cache") init=(--set "init=$BACKBONE")
+  if [ -f "$BACKBONE/manifest.json" ]; then
+    init=(--set "init=" --set "init_bundle=$BACKBONE" --set init_bundle_codec=false)
+  fi
+  $SJSCC train --config $CFG/$CODEC-step2.yaml --set "out=$RUNS/$name/step2" "${init[@]}" \
     "${cache[@]}" "${o[@]}" --resume
   $SJSCC train --config $CFG/$CODEC-step3.yaml --set "out=$RUNS/$name/step3" \
     --set "init=$RUNS/$name/step2" --set "export=$bundle" "${cache[@]}" "${o[@]}" --resume
@@ -103,12 +120,12 @@ eval_run() {  # a run is swept on the channel it was trained on; the two shipped
   for chan in ${SWEEPS:-$sweeps}; do
     local ps="0,0.05,0.1,0.15,0.2,0.25,0.3,0.35" link=(); [ $chan = bec ] && ps="0,0.1,0.2,0.3,0.4,0.5,0.6"
     case $chan in  # the burst channel at the BSC sweep's mean error rates, mean burst BURST bits
-      ge) link=(--burst "${BURST:-8}") ;;
-      ge-il) link=(--burst "${BURST:-8}" --interleave "${INTERLEAVE:-1}") ;;
+      ge) link=(--burst "${BURST:-8}"); ps=${GE_PS:-$ps} ;;
+      ge-il) link=(--burst "${BURST:-8}" --interleave "${INTERLEAVE:-1}"); ps=${GE_PS:-$ps} ;;
     esac
     [ -f "$RESULTS/$name-$chan.json" ] && continue
     $SJSCC eval --bundle "$bundle" --data-root "$DATA" --dataset cifar10 --split val --channel ${chan%-il} \
-      --p "$ps" --repeats 10 "${link[@]}" --out "$RESULTS/$name-$chan.json"
+      --p "$ps" --repeats "${REPEATS:-10}" "${link[@]}" --out "$RESULTS/$name-$chan.json"
   done
 }
 
@@ -125,10 +142,38 @@ train_progressive() {  # steps 2 and 3 of the progressive codec, warm-started fr
   mkdir -p "$RUNS"; echo "{\"run\": \"progressive\", \"wall_seconds\": $((SECONDS - t0))}" >> "$RUNS/timings.jsonl"
 }
 
+train_rung() {  # issue 15's fixed-rate ladder: CNN-q<n> at CNN-q8's latent size, fine-tuned from the shipped CNN-q8
+  local n=$1 name="cnn-q$1-rate" bundle out=$RUNS/rate-ladder; bundle=$out/bundles/cnn-q$1
+  local o=(--set "model.codec=cnn-q$n" --set "model.codec_config.timesteps=$n" --set alpha=null
+           --set "feature_cache=$RUNS/feature-cache" --set "data.root=$DATA")
+  if ! [ -f "$bundle/manifest.json" ]; then
+    local t0=$SECONDS
+    $SJSCC train --config $CFG/$CODEC-step2.yaml --set "out=$out/cnn-q$n/step2" --set "init=" \
+      --set init_bundle=bundles/baseline-cnn-q8 --set optim.epochs=2 --set optim.step_epochs=1 "${o[@]}" --resume
+    $SJSCC train --config $CFG/$CODEC-step3.yaml --set "out=$out/cnn-q$n/step3" --set "init=$out/cnn-q$n/step2" \
+      --set optim.epochs=1 --set export_repeats=2 --set "export=$bundle" "${o[@]}" --resume
+    echo "{\"run\": \"$name\", \"wall_seconds\": $((SECONDS - t0))}" >> "$RUNS/timings.jsonl"
+  fi
+  local json=$RESULTS/progressive/cnn-q$n-rate.json
+  [ -f "$json" ] || $SJSCC eval --bundle "$bundle" --data-root "$DATA" --dataset cifar10 --split val --channel bsc \
+    --p 0,0.1,0.2 --repeats "${REPEATS:-10}" --out "$json"
+}
+
+matched_run() {  # train one issue-16 run, then sweep it: seed 0 on every channel, the ladder on BSC + BEC
+  local name=$1 sweeps=bsc
+  train_run "$name"
+  case "$name" in
+    snn-T8-bsc0.15|cnn-T8-bsc0.15|cnn-T1-bsc0.15-c32) sweeps="bsc bec ge ge-il" ;;
+    cnn-T2-bsc0.15-c16|cnn-T4-bsc0.15-c8) sweeps="bsc bec" ;;
+  esac
+  SWEEPS=$sweeps eval_run "$name"
+}
+
 parallel() {  # run "$fn name" for each name, JOBS at a time
   local fn=$1; shift
   export SJSCC CFG DATA RUNS BACKBONE BUNDLES SHIPPED RESULTS CODEC
-  printf '%s\n' "$@" | xargs -P "${JOBS:-2}" -I{} bash -c "$(declare -f bundle_of overrides_of train_run eval_run); $fn {}"
+  printf '%s\n' "$@" | xargs -P "${JOBS:-2}" -I{} bash -c \
+    "$(declare -f bundle_of overrides_of train_run eval_run matched_run train_rung); $fn {}"
 }
 
 stage=${1:-all}; shift || true
@@ -150,6 +195,11 @@ case "$stage" in
     parallel train_run snn-T8-bsc0.15-s1 snn-T8-bsc0.15-s2 cnn-T8-bsc0.15-s1 cnn-T8-bsc0.15-s2 \
       cnn-T1-bsc0.15-c32-s1 cnn-T1-bsc0.15-c32-s2 ;;
   bursts) for name in snn-T8-bsc0.15 cnn-T8-bsc0.15 cnn-T1-bsc0.15-c32; do SWEEPS="ge ge-il" eval_run "$name"; done ;;
+  matched)  # seed 0 first (the ladder and the bursts need it), then seeds 1 and 2; long and short runs interleaved
+    parallel matched_run snn-T8-bsc0.15 cnn-T1-bsc0.15-c32 cnn-T8-bsc0.15 cnn-T2-bsc0.15-c16 cnn-T4-bsc0.15-c8 \
+      snn-T8-bsc0.15-s1 cnn-T8-bsc0.15-s1 cnn-T1-bsc0.15-c32-s1 snn-T8-bsc0.15-s2 cnn-T8-bsc0.15-s2 \
+      cnn-T1-bsc0.15-c32-s2 ;;
+  rate-ladder) [ $# -gt 0 ] || set -- 1 2 3 4 5 6 7; parallel train_rung "$@" ;;
   train) parallel train_run "$@" ;;
   progressive) train_progressive ;;
   progressive-eval) mkdir -p "$RESULTS"
@@ -160,5 +210,5 @@ case "$stage" in
       until [ -f "$(bundle_of "$name")/manifest.json" ]; do sleep 20; done
       eval_run "$name"
     done ;;
-  *) echo "usage: $0 backbone|backbone-long|backbone-wide|backbone-wide-extend|default|fig4 [T]|ablations|ladder|seeds|bursts|train NAME...|eval NAME...|progressive|progressive-eval" >&2; exit 2 ;;
+  *) echo "usage: $0 backbone|backbone-long|backbone-wide|backbone-wide-extend|default|fig4 [T]|ablations|ladder|seeds|bursts|matched|rate-ladder [N...]|train NAME...|eval NAME...|progressive|progressive-eval" >&2; exit 2 ;;
 esac

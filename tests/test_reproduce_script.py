@@ -158,3 +158,66 @@ def test_bursts_stage_sweeps_the_ge_channel_with_and_without_the_interleaver(tmp
         assert ("--interleave" in argv) == target.endswith("-ge-il.json")
     assert [Path(a[a.index("--bundle") + 1]).name for a in commands[::2]] == [
         "default", "baseline-cnn-q8", "cnn-T1-bsc0.15-c32"]
+
+
+def test_a_bundle_as_backbone_starts_step_two_from_its_backbone_only(tmp_path: Path) -> None:
+    """LINEAGE v3s: BACKBONE is a bundle folder (the step-1 checkpoint was not kept), so step 2 reads its head
+    and tail through ``init_bundle`` and leaves its codec out; step 3 still starts from step 2."""
+    bundle = tmp_path / "bb"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text("{}")
+    step2, step3 = (config_of(argv) for argv in planned(tmp_path, "cnn-T1-bsc0.15-c32-s2", LINEAGE="v3s"))
+    assert step2.init == "" and step2.init_bundle == str(bundle) and step2.init_bundle_codec is False
+    assert (step2.model.codec, step2.model.codec_config.c2, step2.seed) == ("cnn-q1", 32, 2)
+    assert step3.init == step2.out and step3.init_bundle == ""
+
+
+def test_lineage_v3s_defaults_to_the_shipped_cnn_bundle_and_its_own_trees(tmp_path: Path) -> None:
+    out = run_train(tmp_path, "snn-T8-bsc0.15", LINEAGE="v3s", BACKBONE="", SHIPPED="")
+    assert out.returncode == 0, out.stderr
+    step2, step3 = (config_of(shlex.split(line)) for line in out.stdout.splitlines() if line.startswith("sjscc train"))
+    assert step2.init_bundle == "bundles/baseline-cnn-q8" and not step2.init_bundle_codec
+    assert step3.export == "runs/cpu-wide-s/shipped/default"  # retrained: never over the shipped bundle
+
+
+def test_matched_stage_trains_the_ladder_and_three_seeds_and_sweeps_each(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    out = run_train(tmp_path, stage="matched", LINEAGE="v3s", RESULTS=str(results), REPEATS="5",
+                    GE_PS="0.05,0.1")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    trains = [config_of(shlex.split(line)) for line in lines if line.startswith("sjscc train")]
+    assert len(trains) == 22
+    assert sorted({(c.model.codec, c.model.codec_config.c2, c.seed) for c in trains}) == [
+        ("cnn-q1", 32, 0), ("cnn-q1", 32, 1), ("cnn-q1", 32, 2), ("cnn-q2", 16, 0), ("cnn-q4", 8, 0),
+        ("cnn-q8", 4, 0), ("cnn-q8", 4, 1), ("cnn-q8", 4, 2), ("snn", 4, 0), ("snn", 4, 1), ("snn", 4, 2)]
+    evals = [shlex.split(line) for line in lines if line.startswith("sjscc eval")]
+    swept = sorted(Path(a[a.index("--out") + 1]).name for a in evals)
+    for name in ("snn-T8-bsc0.15", "cnn-T8-bsc0.15", "cnn-T1-bsc0.15-c32"):
+        assert {f"{name}-{c}.json" for c in ("bsc", "bec", "ge", "ge-il")} <= set(swept)
+    for name in ("cnn-T2-bsc0.15-c16", "cnn-T4-bsc0.15-c8"):
+        assert {f"{name}-bsc.json", f"{name}-bec.json"} <= set(swept) and f"{name}-ge.json" not in swept
+    assert "snn-T8-bsc0.15-s1-bsc.json" in swept and "snn-T8-bsc0.15-s1-bec.json" not in swept
+    assert len(swept) == 3 * 4 + 2 * 2 + 6
+    for argv in evals:
+        assert argv[argv.index("--repeats") + 1] == "5" and argv[argv.index("--split") + 1] == "val"
+        if argv[argv.index("--channel") + 1] == "ge":
+            assert argv[argv.index("--p") + 1] == "0.05,0.1"
+
+
+def test_rate_ladder_fine_tunes_cnn_q8_to_each_rate_at_its_latent_size(tmp_path: Path) -> None:
+    """Issue 15's fixed-rate ladder: CNN-q<n> on CNN-q8's 4 x 4 x 4 latent (64 n bits), backbone and codec from
+    the shipped CNN-q8 bundle, swept at BSC 0, 0.1, 0.2."""
+    out = run_train(tmp_path, "3", "5", stage="rate-ladder", RESULTS=str(tmp_path / "results"))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    trains = [config_of(shlex.split(line)) for line in lines if line.startswith("sjscc train")]
+    assert [(c.step, c.model.codec, c.model.codec_config.timesteps) for c in trains] == [
+        (2, "cnn-q3", 3), (3, "cnn-q3", 3), (2, "cnn-q5", 5), (3, "cnn-q5", 5)]
+    for step2, step3 in (trains[:2], trains[2:]):
+        assert step2.init_bundle == "bundles/baseline-cnn-q8" and step2.init_bundle_codec and step2.init == ""
+        assert step3.init == step2.out and step3.export.endswith(f"rate-ladder/bundles/{step2.model.codec}")
+        assert step2.model.codec_config.c2 == 4 and step2.alpha is None
+    evals = [shlex.split(line) for line in lines if line.startswith("sjscc eval")]
+    assert [a[a.index("--p") + 1] for a in evals] == ["0,0.1,0.2"] * 2
+    assert [Path(a[a.index("--out") + 1]).name for a in evals] == ["cnn-q3-rate.json", "cnn-q5-rate.json"]

@@ -5,7 +5,8 @@
   channel condition share a colour; SNN codecs are solid lines and CNN baselines dashed.
 - :func:`plot_firing_rates`: histogram of the per-image firing rate of the encoder output (Fig. 7).
 - :func:`plot_rate_accuracy`: accuracy against bits per image, one panel per (channel, p): a progressive
-  bundle's confidence curve and fixed-prefix curve, every other bundle as one point at its payload bits.
+  bundle's confidence curve and fixed-prefix curve, every other bundle as one point at its payload bits, and
+  fixed-rate CNN-q<n> bundles of one latent size joined into one line (the rate ladder a fixed codec offers).
 
 Both take the report dicts of :mod:`sjscc.training.evaluate` (or the JSON files ``sjscc eval --out`` wrote,
 through :func:`load_reports`), so every figure is one command away from saved results.
@@ -76,11 +77,17 @@ def _colours(reports: Sequence[dict[str, Any]]) -> list[str]:
     return colours
 
 
+def _panel(row: dict[str, Any]) -> str:
+    """A sweep row's panel: its channel kind, and whether a bit interleaver was around the channel."""
+    return row["channel"] + (" + interleaver" if row.get("interleave") is not None else "")
+
+
 def plot_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title: str | None = None) -> Path:
     """Accuracy (mean ± std over repeats) against p; one panel per channel kind, one line per bundle.
 
     Reports of the same bundle (e.g. its BSC and its BEC sweep saved apart) are merged first, so a bundle keeps
-    one colour and one legend entry across panels."""
+    one colour and one legend entry across panels. A channel swept with and without the interleaver gets two
+    panels."""
     merged: dict[str, dict[str, Any]] = {}
     for report in reports:
         if report["bundle"] in merged:
@@ -88,14 +95,14 @@ def plot_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title: str
         else:
             merged[report["bundle"]] = {**report, "results": list(report["results"])}
     reports = list(merged.values())
-    channels = list(dict.fromkeys(row["channel"] for report in reports for row in report["results"]))
+    channels = list(dict.fromkeys(_panel(row) for report in reports for row in report["results"]))
     if not channels:
         raise ValueError("the reports hold no channel results to plot")
     colours, labels = _colours(reports), _labels(reports)
     figure, axes = plt.subplots(1, len(channels), figsize=(5.2 * len(channels), 4.0), squeeze=False)
     for axis, channel in zip(axes[0], channels, strict=True):
         for report, colour, label in zip(reports, colours, labels, strict=True):
-            rows = sorted((row for row in report["results"] if row["channel"] == channel and "mode" not in row),
+            rows = sorted((row for row in report["results"] if _panel(row) == channel and "mode" not in row),
                           key=lambda r: r["p"])
             if not rows:
                 continue
@@ -103,15 +110,24 @@ def plot_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title: str
                           yerr=[100 * r["accuracy_std"] for r in rows], label=label,
                           color=colour, linestyle=_linestyle(report), marker="o",
                           markersize=3, capsize=3, linewidth=1.4)
-        kind = {"bsc": "bit error rate (BSC)", "bec": "bit erasure rate (BEC)"}.get(channel, f"p ({channel})")
+        names = {"bsc": "bit error rate (BSC)", "bec": "bit erasure rate (BEC)"}
+        kind = names.get(channel, f"mean error rate ({channel})")
         axis.set_xlabel(kind)
         axis.set_ylabel("accuracy (%)")
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize=7)
-        axis.set_title(channel.upper())
+        axis.set_title(channel.upper().replace("INTERLEAVER", "interleaver"))
     if title:
         figure.suptitle(title)
     return _save(figure, out)
+
+
+def _ladder_key(report: dict[str, Any]) -> int | None:
+    """Latent values per image of a fixed-rate ``cnn-q<n>`` report (its rung's family), else None."""
+    codec, bits, n = str(report.get("codec", "")), report.get("payload_bits"), report.get("timesteps")
+    if not (codec.startswith("cnn-q") and bits and n) or any(row.get("mode") for row in report["results"]):
+        return None
+    return int(bits) // int(n)
 
 
 def plot_firing_rates(reports: Sequence[dict[str, Any]], out: str | Path, title: str | None = None) -> Path:
@@ -142,11 +158,20 @@ def plot_rate_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title
     """Accuracy (%) against mean payload bits per image, one panel per (channel, p) found in the reports.
 
     Progressive reports (rows with ``mode``) give two curves: the confidence rule (one point per threshold) and the
-    model cut at each fixed prefix; any other report gives one point at its ``payload_bits`` (its full-T row).
+    model cut at each fixed prefix; any other report gives one point at its ``payload_bits`` (its full-T row),
+    except that two or more ``cnn-q<n>`` reports with the same number of latent values are one line through their
+    rungs, marked with n. When a progressive report is given, its (channel, p) pairs are the panels.
     """
-    panels = list(dict.fromkeys((row["channel"], row["p"]) for r in reports for row in r["results"]))
+    progressive = [r for r in reports if any(row.get("mode") == "progressive" for row in r["results"])]
+    panels = list(dict.fromkeys((row["channel"], row["p"]) for r in progressive or reports for row in r["results"]))
     if not panels:
         raise ValueError("the reports hold no channel results to plot")
+    families: dict[int, list[dict[str, Any]]] = {}
+    for report in reports:
+        if (key := _ladder_key(report)) is not None:
+            families.setdefault(key, []).append(report)
+    ladders = {key: sorted(rungs, key=lambda r: r["payload_bits"]) for key, rungs in families.items() if len(rungs) > 1}
+    in_ladder = {id(r) for rungs in ladders.values() for r in rungs}
     labels = _labels(reports)
     figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
     for axis, (channel, p) in zip(axes[0], panels, strict=True):
@@ -166,10 +191,22 @@ def plot_rate_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title
                 for r in rule:
                     axis.annotate(f"{r['confidence']:g}", (r["mean_payload_bits"], 100 * r["accuracy_mean"]),
                                   fontsize=6, xytext=(3, -8), textcoords="offset points")
-            if fixed and not (prefix or rule) and report.get("payload_bits"):
+            if fixed and not (prefix or rule) and report.get("payload_bits") and id(report) not in in_ladder:
                 axis.errorbar([report["payload_bits"]], [100 * fixed[0]["accuracy_mean"]],
                               yerr=[100 * fixed[0]["accuracy_std"]], color=colour, marker="D", linestyle="none",
                               capsize=3, label=label)
+        for j, (latent, rungs) in enumerate(ladders.items()):
+            points = [(r["payload_bits"], row, r["timesteps"]) for r in rungs for row in r["results"]
+                      if row["channel"] == channel and row["p"] == p and "mode" not in row]
+            if not points:
+                continue
+            axis.errorbar([b for b, _, _ in points], [100 * row["accuracy_mean"] for _, row, _ in points],
+                          yerr=[100 * row["accuracy_std"] for _, row, _ in points], color="k", alpha=0.8 - 0.3 * j,
+                          linestyle="--", marker="D", markersize=3, capsize=2,
+                          label=f"CNN-q<n> trained per rate ({latent} latent values)")
+            for bits, row, n in points:
+                axis.annotate(f"q{n}", (bits, 100 * row["accuracy_mean"]), fontsize=6, xytext=(3, 4),
+                              textcoords="offset points")
         axis.set_xlabel("bits per image (mean)")
         axis.set_ylabel("accuracy (%)")
         axis.grid(True, alpha=0.3)
