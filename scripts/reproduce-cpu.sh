@@ -25,7 +25,8 @@
 #                                            latent size (64 n bits), each warm-started from bundles/baseline-cnn-q8
 #                                            (backbone and codec) and fine-tuned, swept at BSC p = 0, 0.1, 0.2
 #   scripts/reproduce-cpu.sh progressive     the progressive codec from bundles/default -> bundles/progressive
-#   scripts/reproduce-cpu.sh progressive-eval   its sweep with --confidence and fixed prefixes into $RESULTS
+#   scripts/reproduce-cpu.sh progressive-eval   its sweep (BSC 0, 0.1, 0.2) with --confidence and fixed prefixes, and
+#                                            CNN-q8 cut after t bit planes, into $RESULTS/progressive
 # JOBS=2 runs two trainings side by side (one thread each; the backbone stages use BACKBONE_THREADS=2).
 # LINEAGE picks a backbone and the trees that go with it (each default can be overridden by RUNS (run folders),
 # BACKBONE (the step-1 run the codecs start from), BUNDLES, SHIPPED (where the two shipped runs go), RESULTS and
@@ -202,10 +203,14 @@ case "$stage" in
   rate-ladder) [ $# -gt 0 ] || set -- 1 2 3 4 5 6 7; parallel train_rung "$@" ;;
   train) parallel train_run "$@" ;;
   progressive) train_progressive ;;
-  progressive-eval) mkdir -p "$RESULTS"
-    $SJSCC eval --bundle "${PROGRESSIVE:-bundles/progressive}" --data-root "$DATA" --dataset cifar10 --split val --channel bsc \
-      --p 0,0.1,0.2 --repeats 10 --confidence 0.5,0.7,0.8,0.9,0.95,0.99 --out "$RESULTS/progressive-bsc.json" \
-      --plot "$RESULTS/progressive-bsc.png" ;;
+  progressive-eval) mkdir -p "$RESULTS/progressive"  # the bundle, then CNN-q8 cut after t bit planes
+    out=$RESULTS/progressive
+    [ -f "$out/progressive-bsc.json" ] || $SJSCC eval --bundle "${PROGRESSIVE:-bundles/progressive}" --data-root "$DATA" \
+      --dataset cifar10 --split val --channel bsc --p 0,0.1,0.2 --repeats "${REPEATS:-10}" \
+      --confidence 0.5,0.8,0.9,0.95,0.98,0.99,0.995 --out "$out/progressive-bsc.json"
+    [ -f "$out/cnn-q8-prefixes-bsc.json" ] || $SJSCC eval --bundle bundles/baseline-cnn-q8 --data-root "$DATA" \
+      --dataset cifar10 --split val --channel bsc --p 0,0.1,0.2 --repeats "${REPEATS:-10}" --prefixes \
+      --out "$out/cnn-q8-prefixes-bsc.json" ;;
   eval) for name in "$@"; do  # in order, each as soon as its bundle exists
       until [ -f "$(bundle_of "$name")/manifest.json" ]; do sleep 20; done
       eval_run "$name"

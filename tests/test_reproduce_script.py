@@ -221,3 +221,14 @@ def test_rate_ladder_fine_tunes_cnn_q8_to_each_rate_at_its_latent_size(tmp_path:
     evals = [shlex.split(line) for line in lines if line.startswith("sjscc eval")]
     assert [a[a.index("--p") + 1] for a in evals] == ["0,0.1,0.2"] * 2
     assert [Path(a[a.index("--out") + 1]).name for a in evals] == ["cnn-q3-rate.json", "cnn-q5-rate.json"]
+
+
+def test_progressive_eval_sweeps_the_bundle_and_cnn_q8_cut_after_t_planes(tmp_path: Path) -> None:
+    out = run_train(tmp_path, stage="progressive-eval", RESULTS=str(tmp_path / "results"))
+    assert out.returncode == 0, out.stderr
+    evals = [shlex.split(line) for line in out.stdout.splitlines() if line.startswith("sjscc eval")]
+    assert [a[a.index("--bundle") + 1] for a in evals] == ["bundles/progressive", "bundles/baseline-cnn-q8"]
+    for argv in evals:
+        assert argv[argv.index("--p") + 1] == "0,0.1,0.2" and argv[argv.index("--repeats") + 1] == "10"
+        assert Path(argv[argv.index("--out") + 1]).parent == tmp_path / "results" / "progressive"
+    assert "0.98" in evals[0][evals[0].index("--confidence") + 1].split(",") and "--prefixes" in evals[1]
