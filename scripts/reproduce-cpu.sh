@@ -148,7 +148,7 @@ train_rung() {  # issue 15's fixed-rate ladder: CNN-q<n> at CNN-q8's latent size
   local o=(--set "model.codec=cnn-q$n" --set "model.codec_config.timesteps=$n" --set alpha=null
            --set "feature_cache=$RUNS/feature-cache" --set "data.root=$DATA")
   if ! [ -f "$bundle/manifest.json" ]; then
-    local t0=$SECONDS
+    local t0=$SECONDS; mkdir -p "$RUNS"
     $SJSCC train --config $CFG/$CODEC-step2.yaml --set "out=$out/cnn-q$n/step2" --set "init=" \
       --set init_bundle=bundles/baseline-cnn-q8 --set optim.epochs=2 --set optim.step_epochs=1 "${o[@]}" --resume
     $SJSCC train --config $CFG/$CODEC-step3.yaml --set "out=$out/cnn-q$n/step3" --set "init=$out/cnn-q$n/step2" \

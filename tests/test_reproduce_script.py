@@ -173,7 +173,18 @@ def test_a_bundle_as_backbone_starts_step_two_from_its_backbone_only(tmp_path: P
 
 
 def test_lineage_v3s_defaults_to_the_shipped_cnn_bundle_and_its_own_trees(tmp_path: Path) -> None:
-    out = run_train(tmp_path, "snn-T8-bsc0.15", LINEAGE="v3s", BACKBONE="", SHIPPED="")
+    """The lineage's default paths are relative to the checkout, so the script runs from a copy in ``tmp_path``
+    (whose runs/ holds nothing yet) with the one bundle it needs there."""
+    (tmp_path / "scripts").mkdir()
+    script = tmp_path / "scripts" / SCRIPT.name
+    script.write_text(SCRIPT.read_text())
+    (tmp_path / "bundles" / "baseline-cnn-q8").mkdir(parents=True)
+    (tmp_path / "bundles" / "baseline-cnn-q8" / "manifest.json").write_text("{}")
+    env = {**os.environ, "SJSCC": "echo sjscc", "JOBS": "1", "LINEAGE": "v3s"}
+    for name in ("RUNS", "BACKBONE", "SHIPPED", "BUNDLES", "RESULTS", "CODEC"):
+        env.pop(name, None)
+    out = subprocess.run(["bash", str(script), "train", "snn-T8-bsc0.15"], env=env, capture_output=True, text=True,
+                         timeout=60)
     assert out.returncode == 0, out.stderr
     step2, step3 = (config_of(shlex.split(line)) for line in out.stdout.splitlines() if line.startswith("sjscc train"))
     assert step2.init_bundle == "bundles/baseline-cnn-q8" and not step2.init_bundle_codec
