@@ -1,0 +1,70 @@
+"""Digital channels between the encoder's spikes and the reconstructor (Sionna-style callables).
+
+A channel is called as ``channel(bits, p, generator)`` on a {0,1} tensor and returns received bits of
+the same shape and dtype. It is *always* active (training and eval mode alike) and is a
+straight-through identity in the backward pass (SNN-SC Sec. IV-C: "the noise interference of digital
+channel is treated as an identity map"). The randomness of each channel lives in one method, used both
+on tensors (training, evaluation) and on packed payloads (serving, via :func:`apply_to_payload`), so
+the two cannot drift apart.
+"""
+
+
+from __future__ import annotations
+
+import math
+
+from sjscc.common.channels.base import ChannelOutput, NoiselessChannel, check_probability
+from sjscc.common.channels.burst import (
+    DEFAULT_BURST,
+    GilbertElliottChannel,
+    check_burst,
+    gilbert_elliott_errors,
+    gilbert_elliott_transitions,
+)
+from sjscc.common.channels.interleaver import PAYLOAD_DIMS, InterleavedChannel, Interleaver
+from sjscc.common.channels.memoryless import ERASURE_POLICIES, BinaryErasureChannel, BinarySymmetricChannel
+from sjscc.common.channels.payload import PayloadReport, apply_to_payload
+
+__all__ = [
+    "CHANNELS", "DEFAULT_BURST", "ERASURE_POLICIES", "PAYLOAD_DIMS", "BinaryErasureChannel", "BinarySymmetricChannel",
+    "ChannelOutput", "GilbertElliottChannel", "InterleavedChannel", "Interleaver", "NoiselessChannel", "PayloadReport",
+    "apply_to_payload", "awgn_bpsk_to_bsc", "build_channel", "check_burst", "check_probability",
+    "gilbert_elliott_errors", "gilbert_elliott_transitions",
+]
+
+
+CHANNELS: dict[str, type[NoiselessChannel]] = {
+    "none": NoiselessChannel,
+    "bsc": BinarySymmetricChannel,
+    "bec": BinaryErasureChannel,
+    "ge": GilbertElliottChannel,
+}
+
+
+def build_channel(kind: str, erasure_policy: str = "random", burst: float = DEFAULT_BURST,
+                  interleave: int | None = None) -> NoiselessChannel:
+    """Build a channel by name: ``none``, ``bsc``, ``bec`` (with its erasure policy) or ``ge`` (with its mean
+    burst length); with an ``interleave`` seed, wrapped in that seed's :class:`Interleaver`."""
+    if kind not in CHANNELS:
+        raise ValueError(f"unknown channel {kind!r}; known: {sorted(CHANNELS)}")
+    if kind == "bec":
+        channel: NoiselessChannel = BinaryErasureChannel(erasure_policy)
+    elif kind == "ge":
+        channel = GilbertElliottChannel(burst)
+    else:
+        channel = CHANNELS[kind]()
+    if interleave is None:
+        return channel
+    if kind == "bec" and erasure_policy == "mask":
+        raise ValueError("interleaving is not available with erasure_policy 'mask' (the mask travels in wire order)")
+    return InterleavedChannel(channel, Interleaver(interleave))
+
+
+def awgn_bpsk_to_bsc(ebn0_db: float) -> float:
+    """Crossover probability of BPSK over AWGN with hard decisions: ``p = Q(sqrt(2 Eb/N0))``.
+
+    ``Q(x) = erfc(x / sqrt 2) / 2``, so ``p = erfc(sqrt(Eb/N0)) / 2``. Lets a user state an SNR
+    and evaluate the BSC it induces.
+    """
+    ebn0 = 10.0 ** (float(ebn0_db) / 10.0)
+    return 0.5 * math.erfc(math.sqrt(ebn0))
