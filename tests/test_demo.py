@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from sjscc.demo import folder_images, format_summary, format_table, sample_images
+from sjscc.tools.demo import folder_images, format_summary, format_table, sample_images
 
 
 def fake_result(label: str, total_ms: float) -> dict:

@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from sjscc.common import bitstream
-from sjscc.demo import Service, edge_is_serving, free_port, start_service, wait_until
 from sjscc.device.client import (
     ROUND_ROBIN_CONFIG,
     ChannelSettings,
@@ -24,6 +23,7 @@ from sjscc.device.client import (
     ExpectedModel,
     edge_target,
 )
+from sjscc.tools.services import Service, edge_is_serving, free_port, start_service, wait_until
 
 STARTUP_TIMEOUT_S = 120.0
 

@@ -14,7 +14,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from sjscc.common import bitstream
-from sjscc.demo import free_port
 from sjscc.device.client import (
     ChannelCall,
     ChannelSettings,
@@ -26,6 +25,7 @@ from sjscc.device.client import (
 from sjscc.edge.pipeline import EdgePipeline
 from sjscc.edge.server import serve
 from sjscc.proto import sjscc_pb2, sjscc_pb2_grpc
+from sjscc.tools.services import free_port
 
 
 @pytest.fixture(scope="module")

@@ -101,8 +101,8 @@ def test_no_images_is_refused() -> None:
 
 
 def test_bench_energy_of_a_bundle_on_real_photos(tiny_bundle) -> None:
-    from sjscc.bench import bundle_energy
     from sjscc.common.energy import format_energy
+    from sjscc.tools.bench import bundle_energy
 
     energy = bundle_energy(str(tiny_bundle.path))
     assert energy["images"] == 5 and energy["inputs"] == "scikit-image sample photos"

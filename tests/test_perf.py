@@ -21,7 +21,7 @@ from sjscc.device.pipeline import DevicePipeline
 from sjscc.edge.pipeline import EdgePipeline, EncodedRequest, ModelMismatchError
 from sjscc.edge.server import request_from_proto
 from sjscc.proto import sjscc_pb2
-from sjscc.tcpcount import CountingProxy
+from sjscc.tools.tcpcount import CountingProxy
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BUNDLE = REPO / "bundles" / "default"

@@ -18,7 +18,6 @@ from PIL import Image
 from sjscc.common import bitstream
 from sjscc.common.bundle import save_bundle
 from sjscc.common.model import build_split_model
-from sjscc.demo import Service, device_is_ready, edge_is_serving, free_port, start_service, wait_until
 from sjscc.device.pipeline import DevicePipeline, split_steps
 from sjscc.edge.pipeline import (
     EdgePipeline,
@@ -29,6 +28,7 @@ from sjscc.edge.pipeline import (
     predict_prefixes,
 )
 from sjscc.proto import sjscc_pb2, sjscc_pb2_grpc
+from sjscc.tools.services import Service, device_is_ready, edge_is_serving, free_port, start_service, wait_until
 
 STEP_BITS = 2 * 8 * 8  # c2 * h2 * w2 of the tiny geometry
 STARTUP_TIMEOUT_S = 120.0

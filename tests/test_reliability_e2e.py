@@ -20,8 +20,8 @@ from PIL import Image
 from reliability_support import Pair, clean_env, device_answers, rss_mib, small_png, start_pair
 
 from sjscc.common import bitstream
-from sjscc.demo import free_port, start_service, wait_until
 from sjscc.proto import sjscc_pb2
+from sjscc.tools.services import free_port, start_service, wait_until
 
 pytestmark = pytest.mark.slow
 

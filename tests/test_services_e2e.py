@@ -26,8 +26,8 @@ from PIL import Image
 
 from sjscc.common import bitstream
 from sjscc.common.bundle import compute_model_id
-from sjscc.demo import Service, device_is_ready, edge_is_serving, free_port, start_service, wait_until
 from sjscc.proto import sjscc_pb2, sjscc_pb2_grpc
+from sjscc.tools.services import Service, device_is_ready, edge_is_serving, free_port, start_service, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sjscc.demo import Service, device_is_ready, edge_is_serving, free_port, start_service, wait_until
+from sjscc.tools.services import Service, device_is_ready, edge_is_serving, free_port, start_service, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -6,9 +6,9 @@ One run, on one machine, so that ratios cancel the machine's speed:
   label (decode, preprocess, head, encoder, pack, channel, unpack, decoder, tail), no HTTP or gRPC: batch-1
   latency and the best throughput over batch sizes;
 - **REST** at concurrency 1, 8 and 32: ``sjscc edge`` and ``sjscc device`` started here on loopback, loaded by
-  :mod:`sjscc.loadgen` in its own process (pre-encoded body, kept-alive connections; it reports its CPU use);
+  :mod:`sjscc.tools.loadgen` in its own process (pre-encoded body, kept-alive connections; it reports its CPU use);
 - **bits**: payload bits, the protobuf message (``wire_bytes``), and the TCP bytes per request in each direction
-  in steady state, counted by :class:`sjscc.tcpcount.CountingProxy` between a second device and the edge;
+  in steady state, counted by :class:`sjscc.tools.tcpcount.CountingProxy` between a second device and the edge;
   compression against the float32 feature and the PNG/JPEG of the input image;
 - **pack + channel + unpack** in Gbit/s on a payload of 1 Mbit (2^20 bits);
 - **scale**: p99 and throughput at more concurrent connections against one edge, and (``--edges 2``) two edge
@@ -18,18 +18,15 @@ One run, on one machine, so that ratios cancel the machine's speed:
 
 from __future__ import annotations
 
-import datetime
 import io
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +35,11 @@ import torch
 
 from sjscc.common import bitstream
 from sjscc.common.channels import BinarySymmetricChannel, apply_to_payload
+from sjscc.tools.loadgen import multipart_body
+from sjscc.tools.machine import machine_info
 
 CHANNEL = ("bsc", 0.1)
 GBPS_SHAPE = (8, 128, 32, 32)  # 2^20 bits
-LIBRARIES = ("torch", "numpy", "grpcio", "protobuf", "fastapi", "uvicorn", "starlette", "pillow", "spikingjelly")
-
-
 @dataclass(frozen=True)
 class Counts:
     """How much work each part does: the full run's counts, or the smoke mode's tiny ones (CI)."""
@@ -66,35 +62,6 @@ class Counts:
         return cls(3, (1, 4), {1: 5, 8: 8, 32: 32}, 2, 5, 2, (8,), 8)
 
 
-def machine_info() -> dict[str, Any]:
-    """What the numbers were taken on."""
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return {
-        "cpu_model": cpu,
-        "cpu_count": os.cpu_count(),
-        "sched_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "torch_threads_bench_process": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "libraries": versions,
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
 def test_image() -> tuple[str, bytes, np.ndarray]:
     """A real photo (scikit-image's cat, 451x300), PNG-encoded as a user would upload it."""
     from PIL import Image
@@ -104,14 +71,6 @@ def test_image() -> tuple[str, bytes, np.ndarray]:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return "chelsea.png", buffer.getvalue(), pixels
-
-
-def multipart_body(name: str, image: bytes) -> tuple[bytes, str]:
-    """The ``POST /v1/classify`` body with field ``image``, and its Content-Type."""
-    boundary = "sjsccbench7c1f"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
-            f"Content-Type: image/png\r\n\r\n").encode()
-    return head + image + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def _median_s(fn, iterations: int, warmup: int = 2) -> float:
@@ -226,16 +185,9 @@ class Services:
 
     def _start(self, name: str, arguments: list[str]):
         """``python -m sjscc.cli ARGS`` from this checkout, or from ``source`` (its cwd, so its sjscc wins)."""
-        from sjscc.demo import Service, start_service
+        from sjscc.tools.services import start_service
 
-        if self.source is None:
-            return start_service(name, arguments, self.log_dir, self._env())
-        log_path = self.log_dir / f"{name}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen([sys.executable, "-m", "sjscc.cli", *arguments], stdout=log,
-                                       stderr=subprocess.STDOUT, env=self._env(), cwd=self.source,
-                                       start_new_session=True)
-        return Service(name, process, log_path)
+        return start_service(name, arguments, self.log_dir, self._env(), cwd=self.source)
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -246,7 +198,7 @@ class Services:
         return env
 
     def edge(self, name: str = "edge") -> str:
-        from sjscc.demo import edge_is_serving, free_port, wait_until
+        from sjscc.tools.services import edge_is_serving, free_port, wait_until
 
         port = free_port()
         service = self._start(name, ["edge", "--bundle", self.bundle, "--host", "127.0.0.1", "--port", str(port)])
@@ -256,7 +208,7 @@ class Services:
         return address
 
     def device(self, edge: str, name: str = "device") -> str:
-        from sjscc.demo import device_is_ready, free_port, wait_until
+        from sjscc.tools.services import device_is_ready, free_port, wait_until
 
         port = free_port()
         service = self._start(name, ["device", "--bundle", self.bundle, "--edge", edge, "--host", "127.0.0.1",
@@ -283,8 +235,8 @@ BENCH_RPC_TIMEOUT_S = 60
 
 def load(urls: list[str], body_file: Path, content_type: str, concurrency: int, requests: int,
          warmup: int) -> dict[str, Any]:
-    """Run :mod:`sjscc.loadgen` in its own process against ``urls`` and return its JSON."""
-    command = [sys.executable, "-m", "sjscc.loadgen", "--body", str(body_file), "--content-type", content_type,
+    """Run :mod:`sjscc.tools.loadgen` in its own process against ``urls`` and return its JSON."""
+    command = [sys.executable, "-m", "sjscc.tools.loadgen", "--body", str(body_file), "--content-type", content_type,
                "--concurrency", str(concurrency), "--requests", str(requests), "--warmup", str(warmup)]
     for url in urls:
         command += ["--url", f"{url}/v1/classify"]
@@ -299,14 +251,14 @@ def load(urls: list[str], body_file: Path, content_type: str, concurrency: int, 
 
 def run_e2e(bundle: str, counts: Counts, edges: int = 1, threads: int = 0,
             services_from: str | None = None) -> dict[str, Any]:
-    """Everything :mod:`sjscc.bench_e2e` measures, as the top-level keys of the bench report.
+    """Everything :mod:`sjscc.tools.bench_e2e` measures, as the top-level keys of the bench report.
 
     ``threads``: torch threads of each service process (0: half the cores each, the two processes sharing
     the machine); the in-process limit keeps torch's default (every core), so both sides use the whole machine.
     ``services_from``: run ``sjscc edge``/``sjscc device`` from that source tree (e.g. an export of an older
     commit) instead of this one, so a before/after comparison uses the same harness and the same machine state.
     """
-    from sjscc.tcpcount import CountingProxy
+    from sjscc.tools.tcpcount import CountingProxy
 
     threads = threads or max(1, (os.cpu_count() or 2) // 2)
     name, png, pixels = test_image()

@@ -9,7 +9,7 @@ accuracy, and without ``--bundle`` the weights are random too):
 - pack / unpack of one image's spikes, the BSC and BEC on tensors and on packed payloads;
 - the in-process pipeline (head, encoder, pack, channel, unpack, decoder, tail) as images per second.
 
-With a bundle, the default ``--mode all`` adds the end-to-end measurements of :mod:`sjscc.bench_e2e` (the
+With a bundle, the default ``--mode all`` adds the end-to-end measurements of :mod:`sjscc.tools.bench_e2e` (the
 service against the in-process limit, TCP bytes on the wire, Gbit/s of the bit path) to the same JSON.
 
 Geometries: ``--bundle DIR`` benchmarks a trained bundle; by default a tiny random model (the test suite's,
@@ -20,10 +20,7 @@ so the command finishes in seconds anywhere); ``--paper-geometry`` the papers' c
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import resource
 import statistics
 import sys
@@ -41,6 +38,7 @@ from sjscc.common.backbones import BackboneConfig
 from sjscc.common.channels import BinaryErasureChannel, BinarySymmetricChannel, NoiselessChannel, apply_to_payload
 from sjscc.common.codecs import Codec, CodecConfig, build_codec
 from sjscc.common.devices import select_device
+from sjscc.tools.machine import machine_info
 
 CHANNEL_P = 0.1
 WARMUP = 2
@@ -174,17 +172,19 @@ def _peak_rss_mib() -> float:
 
 
 def _environment(device: torch.device) -> dict[str, Any]:
+    """The model table's view of :func:`sjscc.tools.machine.machine_info`, plus the torch device it ran on."""
     name = str(device)
     if device.type == "cuda":
         name = f"{device} ({torch.cuda.get_device_name(device)})"
+    machine = machine_info()
     return {
         "torch": torch.__version__,
         "device": name,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cpu_count": machine["cpu_count"],
+        "torch_threads": machine["torch_threads_bench_process"],
+        "python": machine["python"],
+        "platform": machine["platform"],
+        "timestamp": machine["date"],
     }
 
 
@@ -281,8 +281,8 @@ def bundle_energy(bundle_path: str) -> dict[str, Any]:
     photos shipped with scikit-image, preprocessed as the device does (real pictures, not random inputs)."""
     from sjscc.common.bundle import load_bundle
     from sjscc.common.energy import estimate_energy
-    from sjscc.demo import sample_images
     from sjscc.device.pipeline import decode_image, preprocess
+    from sjscc.tools.samples import sample_images
 
     bundle = load_bundle(bundle_path)
     model = bundle.build(device=torch.device("cpu"))
@@ -306,7 +306,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if mode in ("all", "model"):
         print(format_table(report))
     if mode in ("all", "e2e") and args.bundle:
-        from sjscc.bench_e2e import Counts, format_e2e, run_e2e
+        from sjscc.tools.bench_e2e import Counts, format_e2e, run_e2e
 
         counts = Counts.smoke() if args.smoke else Counts.full()
         report.update(run_e2e(str(args.bundle), counts, edges=args.edges,
