@@ -57,10 +57,9 @@ RESULTS=${RESULTS:-$results}
 CODEC=${CODEC:-$codec}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
-describe() {  # run_bundle, run_overrides (array), run_sweeps, run_matched_sweeps of a run name: runs.py, once
-  [ "${described:-}" = "$1" ] && return
-  local code; code=$(runs describe "$1" --shipped "$SHIPPED" --bundles "$BUNDLES") || return 1
-  eval "$code"; described=$1
+plan() {  # defines describe NAME (sets run_bundle, run_overrides, run_sweeps, run_matched_sweeps) for the runs
+  local code; code=$(runs plan "$@" --shipped "$SHIPPED" --bundles "$BUNDLES") || exit 2
+  eval "$code"
 }
 
 train_run() {
@@ -142,7 +141,7 @@ usage() {  # the header above, then the stages on one line
   echo "usage: ${SCRIPT#"$PWD"/} backbone|backbone-long|backbone-wide|backbone-wide-extend|default|fig4 [T]|ablations|ladder|seeds|bursts|matched|rate-ladder [N...]|train NAME...|eval NAME...|progressive|progressive-eval"
 }
 
-stage_runs() { mapfile -t names < <(runs stage "$@"); }
+stage_runs() { mapfile -t names < <(runs stage "$@"); plan "${names[@]}"; }
 
 # No argument prints the usage and exits 0: every stage trains for hours, so none runs unasked.
 stage=${1:-help}; shift || true
@@ -157,7 +156,7 @@ case "$stage" in
   bursts) stage_runs bursts; for name in "${names[@]}"; do SWEEPS="ge ge-il" eval_run "$name"; done ;;
   matched) stage_runs matched; parallel matched_run "${names[@]}" ;;
   rate-ladder) [ $# -gt 0 ] || set -- 1 2 3 4 5 6 7; parallel train_rung "$@" ;;
-  train) parallel train_run "$@" ;;
+  train) plan "$@"; parallel train_run "$@" ;;
   progressive) train_progressive ;;
   progressive-eval) mkdir -p "$RESULTS/progressive"  # the bundle, then CNN-q8 cut after t bit planes
     out=$RESULTS/progressive
@@ -167,7 +166,7 @@ case "$stage" in
     [ -f "$out/cnn-q8-prefixes-bsc.json" ] || $SJSCC eval --bundle bundles/baseline-cnn-q8 --data-root "$DATA" \
       --dataset cifar10 --split val --channel bsc --p 0,0.1,0.2 --repeats "${REPEATS:-10}" --prefixes \
       --out "$out/cnn-q8-prefixes-bsc.json" ;;
-  eval) for name in "$@"; do  # in order, each as soon as its bundle exists
+  eval) plan "$@"; for name in "$@"; do  # in order, each as soon as its bundle exists
       describe "$name"; until [ -f "$run_bundle/manifest.json" ]; do sleep 20; done
       eval_run "$name"
     done ;;

@@ -7,9 +7,10 @@ turns it into the ``--set`` overrides of ``sjscc train`` on top of the lineage's
 
 A **lineage** is a backbone and the folders that go with it (v1, v2, v3, v3s; see :data:`LINEAGES`). Kept in
 Python, stdlib only, so the script can ask it with any ``python3`` and tests can check it without a shell:
-``python -m sjscc.training.runs lineage v3s`` and ``describe NAME --shipped S --bundles B`` print shell
-assignments (one Python start per run name: the script runs many), ``overrides NAME`` one argument per line and
-``stage STAGE [T]`` one run name per line. Errors exit with status 2 and a message on stderr.
+``python -m sjscc.training.runs lineage v3s`` prints shell assignments, ``plan NAME... --shipped S --bundles B``
+a bash function ``describe NAME`` for all the runs of a stage at once (one Python start per stage, and a bad name
+stops the stage before anything trains), ``overrides NAME`` one argument per line and ``stage STAGE [T]`` one run
+name per line. Errors exit with status 2 and a message on stderr.
 """
 
 from __future__ import annotations
@@ -183,13 +184,22 @@ def describe(name: str, shipped: str, bundles: str) -> list[str]:
             f"run_matched_sweeps={shlex.quote(' '.join(sweeps(name, matched=True)))}"]
 
 
+def plan(names: list[str], shipped: str, bundles: str) -> list[str]:
+    """A bash function ``describe NAME`` that sets :func:`describe`'s variables for each of ``names``."""
+    lines = ["describe() {", '  case "$1" in']
+    for name in dict.fromkeys(names):
+        lines.append(f"    {shlex.quote(name)}) {'; '.join(describe(name, shipped, bundles))} ;;")
+    lines += ['    *) echo "run $1 was not planned" >&2; return 1 ;;', "  esac", "}"]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sjscc.training.runs", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("lineage", help="a lineage's folders as shell assignments").add_argument("name")
     commands.add_parser("overrides", help="a run name's --set arguments, one per line").add_argument("name")
-    run = commands.add_parser("describe", help="a run's bundle, overrides and sweeps as shell assignments")
-    run.add_argument("name")
+    run = commands.add_parser("plan", help="a bash function describing the runs: bundle, overrides, sweeps")
+    run.add_argument("names", nargs="+")
     run.add_argument("--shipped", required=True)
     run.add_argument("--bundles", required=True)
     stage = commands.add_parser("stage", help="the run names of a stage")
@@ -201,8 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             lines = [_shell_assignments(lineage(args.name))]
         elif args.command == "overrides":
             lines = overrides(args.name)
-        elif args.command == "describe":
-            lines = describe(args.name, args.shipped, args.bundles)
+        elif args.command == "plan":
+            lines = plan(args.names, args.shipped, args.bundles)
         else:
             lines = stage_runs(args.stage, args.timesteps)
     except ValueError as error:

@@ -17,6 +17,7 @@ from sjscc.training.runs import (
     main,
     overrides,
     parse_run_name,
+    plan,
     stage_runs,
     sweeps,
 )
@@ -90,13 +91,17 @@ def test_stages_name_valid_runs() -> None:
         stage_runs("train")
 
 
-def test_describe_is_bash_that_round_trips() -> None:
-    """The assignments, read back by bash, give the same values (a folder with a space stays one word)."""
-    code = "\n".join(describe("cnn-T8-bsc0.15", "my shipped", "b"))
-    script = code + '\nprintf "%s\\n" "$run_bundle" "${#run_overrides[@]}" "$run_sweeps" "$run_matched_sweeps"'
-    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout.splitlines()
-    assert out == ["my shipped/baseline-cnn-q8", str(len(overrides("cnn-T8-bsc0.15"))), "bsc bec",
-                   "bsc bec ge ge-il"]
+def test_the_plan_is_bash_that_round_trips() -> None:
+    """``describe NAME`` from the plan sets the same values in bash (a folder with a space stays one word), and
+    refuses a run that was not planned."""
+    code = "\n".join(plan(["snn-T8-bsc0.15", "cnn-T8-bsc0.15", "snn-T8-bsc0.15"], "my shipped", "b"))
+    script = code + '\ndescribe cnn-T8-bsc0.15\nprintf "%s\\n" "$run_bundle" "${run_overrides[@]}" "$run_sweeps"' \
+        ' "$run_matched_sweeps"\ndescribe snn-T4-bsc0.15 || echo refused'
+    run = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout.splitlines() == ["my shipped/baseline-cnn-q8", *overrides("cnn-T8-bsc0.15"), "bsc bec",
+                                       "bsc bec ge ge-il", "refused"]
+    assert run.stderr.strip() == "run snn-T4-bsc0.15 was not planned"
+    assert describe("snn-T8-bsc0.15", "s", "b")[0] == "run_bundle=s/default"
 
 
 def test_command_line_exit_status_and_messages(capsys: pytest.CaptureFixture[str]) -> None:
@@ -104,6 +109,8 @@ def test_command_line_exit_status_and_messages(capsys: pytest.CaptureFixture[str
     assert shlex.split(capsys.readouterr().out)[1] == "bb=bundles/baseline-cnn-q8"
     assert main(["overrides", "snn-T8-bsc0.15-x9"]) == 2
     assert capsys.readouterr().err.strip() == "unknown variant x9"
+    assert main(["plan", "snn-T8-bsc0.15", "rnn-T8-bsc0.15", "--shipped", "s", "--bundles", "b"]) == 2
+    assert capsys.readouterr().err.startswith("bad run name rnn-T8-bsc0.15")
     run = subprocess.run([sys.executable, "-m", "sjscc.training.runs", "stage", "ladder"], capture_output=True,
                          text=True, check=True)
     assert run.stdout.split() == ["cnn-T1-bsc0.15-c32", "cnn-T2-bsc0.15-c16", "cnn-T4-bsc0.15-c8"]
