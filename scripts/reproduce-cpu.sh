@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The CPU-scale reproduction of issue 5, stage by stage (no argument, help or -h: this text and the stages). Every stage is resumable: a finished bundle is
-# skipped, an interrupted training continues from its last epoch checkpoint.
+# The CPU-scale reproduction of issue 5, stage by stage (no argument, help or -h: this text, exit 0). Every stage
+# is resumable: a finished bundle is skipped, an interrupted training continues from its last epoch checkpoint.
 #   scripts/reproduce-cpu.sh backbone        step 1 (quarter-width ResNet-18 on CIFAR-10, 12 epochs)
 #   scripts/reproduce-cpu.sh backbone-long   step 1's second leg: 30 more epochs from the 12-epoch weights
 #   scripts/reproduce-cpu.sh backbone-wide   a half-width ResNet-18 (30 epochs) for the >= 90% target (LINEAGE=v3)
@@ -30,8 +30,7 @@
 # Run names, lineages and the runs of each stage are code: sjscc/training/runs.py (python -m sjscc.training.runs),
 # run with PYTHON (default .venv/bin/python, else python3).
 # JOBS=2 runs two trainings side by side (one thread each; the backbone stages use BACKBONE_THREADS=2).
-# LINEAGE picks a backbone and the trees that go with it (LINEAGES in runs.py; each default can be overridden by
-# RUNS (run folders),
+# LINEAGE picks a backbone and the trees that go with it (each default can be overridden by RUNS (run folders),
 # BACKBONE (the step-1 run the codecs start from), BUNDLES, SHIPPED (where the two shipped runs go), RESULTS and
 # CODEC (the step-2/3 config pair)):
 #   v1, v2, v3 (default), v3s: what each is and where it lands, LINEAGES in sjscc/training/runs.py.
@@ -156,7 +155,8 @@ case "$stage" in
   bursts) stage_runs bursts; for name in "${names[@]}"; do SWEEPS="ge ge-il" eval_run "$name"; done ;;
   matched) stage_runs matched; parallel matched_run "${names[@]}" ;;
   rate-ladder) [ $# -gt 0 ] || set -- 1 2 3 4 5 6 7; parallel train_rung "$@" ;;
-  train) plan "$@"; parallel train_run "$@" ;;
+  train) [ $# -gt 0 ] || { echo "train: name the runs, e.g. snn-T8-bsc0.15 cnn-T8-bsc0.15" >&2; exit 2; }
+    plan "$@"; parallel train_run "$@" ;;
   progressive) train_progressive ;;
   progressive-eval) mkdir -p "$RESULTS/progressive"  # the bundle, then CNN-q8 cut after t bit planes
     out=$RESULTS/progressive
@@ -166,7 +166,8 @@ case "$stage" in
     [ -f "$out/cnn-q8-prefixes-bsc.json" ] || $SJSCC eval --bundle bundles/baseline-cnn-q8 --data-root "$DATA" \
       --dataset cifar10 --split val --channel bsc --p 0,0.1,0.2 --repeats "${REPEATS:-10}" --prefixes \
       --out "$out/cnn-q8-prefixes-bsc.json" ;;
-  eval) plan "$@"; for name in "$@"; do  # in order, each as soon as its bundle exists
+  eval) [ $# -gt 0 ] || { echo "eval: name the runs, e.g. snn-T8-bsc0.15" >&2; exit 2; }
+    plan "$@"; for name in "$@"; do  # in order, each as soon as its bundle exists
       describe "$name"; until [ -f "$run_bundle/manifest.json" ]; do sleep 20; done
       eval_run "$name"
     done ;;

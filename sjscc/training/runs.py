@@ -46,8 +46,10 @@ LINEAGES: dict[str, Lineage] = {
                   "cpu-codec"),
     # the half-width backbone of the shipped bundles (backbone-wide + backbone-wide-extend); 512 bits at T = 8
     "v3": Lineage("runs/cpu-wide", "runs/cpu/backbone-wide2", "bundles", "docs/results/wide", "cpu-codec-wide"),
-    # the same backbone taken from bundles/baseline-cnn-q8 (the step-1 checkpoint was not kept): every run of
-    # issue 16's comparisons starts from it; its "shipped" names are retrained, never written over bundles/
+    # the same backbone taken from bundles/baseline-cnn-q8 because the step-1 checkpoint (backbone-wide2) was not
+    # kept (its head is backbone-wide2's bit for bit; its tail the one CNN-q8's step 3 fine-tuned): every run of
+    # issue 16's comparisons (ladder, seeds 0-2) starts from it, so the arms share one start; its "shipped" names
+    # are retrained, never written over bundles/
     "v3s": Lineage("runs/cpu-wide-s", "bundles/baseline-cnn-q8", "runs/cpu-wide-s/shipped", "docs/results/wide-s",
                    "cpu-codec-wide"),
 }

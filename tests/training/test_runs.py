@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +116,13 @@ def test_command_line_exit_status_and_messages(capsys: pytest.CaptureFixture[str
     run = subprocess.run([sys.executable, "-m", "sjscc.training.runs", "stage", "ladder"], capture_output=True,
                          text=True, check=True)
     assert run.stdout.split() == ["cnn-T1-bsc0.15-c32", "cnn-T2-bsc0.15-c16", "cnn-T4-bsc0.15-c8"]
+
+
+def test_the_script_without_a_stage_prints_its_usage_and_trains_nothing() -> None:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "reproduce-cpu.sh"
+    env = {**os.environ, "SJSCC": "echo sjscc", "PYTHON": sys.executable}
+    quiet = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert quiet.returncode == 0 and "usage: scripts/reproduce-cpu.sh backbone|" in quiet.stdout
+    assert "LINEAGE picks a backbone" in quiet.stdout and "sjscc train" not in quiet.stdout
+    wrong = subprocess.run(["bash", str(script), "everything"], env=env, capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and wrong.stderr.startswith("unknown stage everything\n") and not wrong.stdout
