@@ -13,7 +13,7 @@ from test_training import read_log, tiny_config
 from sjscc.common.bundle import load_bundle, save_bundle
 from sjscc.common.model import build_split_model
 from sjscc.training.prefix_loss import bundle_init_state, prefix_logits, prefix_loss, sample_prefixes
-from sjscc.training.steps import WEIGHTS, Trainer, train
+from sjscc.training.trainer import WEIGHTS, Trainer, train
 
 
 def test_sample_prefixes() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -180,7 +181,8 @@ def test_lineage_v3s_defaults_to_the_shipped_cnn_bundle_and_its_own_trees(tmp_pa
     script.write_text(SCRIPT.read_text())
     (tmp_path / "bundles" / "baseline-cnn-q8").mkdir(parents=True)
     (tmp_path / "bundles" / "baseline-cnn-q8" / "manifest.json").write_text("{}")
-    env = {**os.environ, "SJSCC": "echo sjscc", "JOBS": "1", "LINEAGE": "v3s"}
+    # the copy has no .venv beside it: the script asks sjscc.training.runs with the interpreter running the tests
+    env = {**os.environ, "SJSCC": "echo sjscc", "JOBS": "1", "LINEAGE": "v3s", "PYTHON": sys.executable}
     for name in ("RUNS", "BACKBONE", "SHIPPED", "BUNDLES", "RESULTS", "CODEC"):
         env.pop(name, None)
     out = subprocess.run(["bash", str(script), "train", "snn-T8-bsc0.15"], env=env, capture_output=True, text=True,

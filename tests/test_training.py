@@ -19,7 +19,7 @@ from sjscc.common.config import load_config
 from sjscc.common.model import build_split_model
 from sjscc.training.config import ChannelConfig, DataConfig, OptimConfig, TrainConfig
 from sjscc.training.evaluate import evaluate_bundle
-from sjscc.training.steps import CHECKPOINT, LOG, WEIGHTS, Trainer, train
+from sjscc.training.trainer import CHECKPOINT, LOG, WEIGHTS, Trainer, train
 
 CONFIGS = Path(__file__).resolve().parent.parent / "sjscc" / "training" / "configs"
 

@@ -12,7 +12,8 @@ from test_training import tiny_config
 
 from sjscc.common.bundle import load_bundle
 from sjscc.training.config import ChannelConfig
-from sjscc.training.steps import WEIGHTS, build_training_channel, train
+from sjscc.training.steps import build_training_channel
+from sjscc.training.trainer import WEIGHTS, train
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:

@@ -103,7 +103,7 @@ def run_train(args: argparse.Namespace) -> int:
     """Train one step from its config (``--set`` overrides), resuming from the run's checkpoint if asked."""
     from sjscc.common.config import load_config
     from sjscc.training.config import TrainConfig
-    from sjscc.training.steps import train
+    from sjscc.training.trainer import train
 
     config = load_config(TrainConfig, args.config, args.set)
     train(config, resume=args.resume)
