@@ -16,14 +16,9 @@ import torch
 
 from sjscc.common import bitstream
 from sjscc.demo import Service, edge_is_serving, free_port, start_service, wait_until
-from sjscc.device.client import (
-    ROUND_ROBIN_CONFIG,
-    ChannelSettings,
-    EdgeClient,
-    EdgeUnavailableError,
-    ExpectedModel,
-    edge_target,
-)
+from sjscc.device.client import EdgeClient, EdgeUnavailableError, ExpectedModel
+from sjscc.device.edge_target import ROUND_ROBIN_CONFIG, edge_target
+from sjscc.device.link import ChannelSettings
 
 STARTUP_TIMEOUT_S = 120.0
 

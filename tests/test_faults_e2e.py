@@ -21,7 +21,8 @@ from reliability_support import Pair, clean_env, run_sjscc, small_png, start_pai
 
 from sjscc.common.bundle import compute_model_id
 from sjscc.demo import edge_is_serving, start_service, wait_until
-from sjscc.device.client import ChannelSettings, EdgeClient, ExpectedModel
+from sjscc.device.client import EdgeClient, ExpectedModel
+from sjscc.device.link import ChannelSettings
 
 pytestmark = pytest.mark.slow
 

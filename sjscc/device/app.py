@@ -32,8 +32,8 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from sjscc.common.params import parse_seed
 from sjscc.device.client import (
-    ChannelCall,
     EdgeBusyError,
     EdgeClient,
     EdgeError,
@@ -42,11 +42,9 @@ from sjscc.device.client import (
     EdgeTimeoutError,
     EdgeUnavailableError,
     ProgressiveAnswer,
-    data_frame_bytes,
-    parse_seed,
-    settings_for_request,
 )
 from sjscc.device.guards import Admission, BearerToken, BodySizeLimit
+from sjscc.device.link import ChannelCall, data_frame_bytes, settings_for_request
 from sjscc.device.metrics import DeviceMetrics
 from sjscc.device.model_card import ModelCard, wire_format_card
 from sjscc.device.pipeline import (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 
-from sjscc.device.client import ChannelReport
+from sjscc.device.link import ChannelReport
 from sjscc.device.schemas import BIT_ORDER
 
 INCLUDES = ("bits",)
