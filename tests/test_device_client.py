@@ -11,7 +11,7 @@ import torch
 
 from sjscc.common import bitstream
 from sjscc.common.params import parse_seed
-from sjscc.device.client import DeadlineInterceptor
+from sjscc.device.edge_target import DeadlineInterceptor
 from sjscc.device.link import ChannelCall, ChannelInterceptor, ChannelSettings, current_call, settings_for_request
 from sjscc.proto import sjscc_pb2
 

@@ -21,7 +21,6 @@ from sjscc.device.client import (
     EdgeRejectedError,
     EdgeTimeoutError,
     EdgeUnavailableError,
-    ProgressiveAnswer,
 )
 from sjscc.device.link import ChannelReport
 from sjscc.device.pipeline import (
@@ -32,6 +31,7 @@ from sjscc.device.pipeline import (
     ImageTooLargeError,
     NotAnImageError,
 )
+from sjscc.device.replies import ProgressiveAnswer
 from sjscc.device.schemas import (
     BIT_ORDER,
     ChannelAnswer,

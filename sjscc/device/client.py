@@ -17,25 +17,14 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sjscc.common.tls import TLSSettings
-from sjscc.device.edge_target import DEFAULT_KEEPALIVE_S, edge_target, keepalive_options
-from sjscc.device.link import ChannelCall, ChannelInterceptor, ChannelReport, ChannelSettings, current_call
+from sjscc.device.edge_target import DEFAULT_KEEPALIVE_S, DeadlineInterceptor, edge_target, keepalive_options
+from sjscc.device.link import ChannelCall, ChannelInterceptor, ChannelSettings, current_call
+from sjscc.device.replies import EdgeAnswer, ProgressiveAnswer, StepAnswer
 from sjscc.proto import sjscc_pb2, sjscc_pb2_grpc
 
 log = logging.getLogger("sjscc.device")
 
 DEFAULT_RPC_TIMEOUT_S = 5.0
-
-
-class DeadlineInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
-    """Gives every RPC made without a timeout the default one, so no call can hang on a dead edge."""
-
-    def __init__(self, timeout_s: float) -> None:
-        self.timeout_s = timeout_s
-
-    async def intercept_unary_unary(self, continuation, client_call_details, request):
-        if client_call_details.timeout is None:
-            client_call_details = client_call_details._replace(timeout=self.timeout_s)
-        return await continuation(client_call_details, request)
 
 
 class EdgeError(RuntimeError):
@@ -62,6 +51,18 @@ class EdgeRejectedError(EdgeError):
     """The edge refused the request as malformed (a device/edge protocol disagreement)."""
 
 
+# gRPC status -> (error, message, whether the model must be checked again). CANCELLED without our asking: the
+# edge dropped the call while shutting down; it is unreachable, not wrong.
+RPC_ERRORS: dict[grpc.StatusCode, tuple[type[EdgeError], str, bool]] = {
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (EdgeBusyError, "is at capacity for {what}:", False),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (EdgeTimeoutError, "did not answer {what} within its deadline: {code}:", True),
+    grpc.StatusCode.UNAVAILABLE: (EdgeUnavailableError, "unavailable during {what}: {code}:", True),
+    grpc.StatusCode.CANCELLED: (EdgeUnavailableError, "unavailable during {what}: {code}:", True),
+    grpc.StatusCode.FAILED_PRECONDITION: (EdgeModelMismatchError, "refused {what}:", True),
+    grpc.StatusCode.INVALID_ARGUMENT: (EdgeRejectedError, "rejected {what}:", False),
+}
+
+
 @dataclass(frozen=True)
 class ExpectedModel:
     """What this device sends: the edge must serve exactly this."""
@@ -70,13 +71,6 @@ class ExpectedModel:
     codec: str
     timesteps: int
     latent_shape: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class EdgeAnswer:
-    prediction: sjscc_pb2.Prediction
-    channel: ChannelReport
-    rpc_ms: float
 
 
 class EdgeClient:
@@ -141,24 +135,12 @@ class EdgeClient:
             self._channel = None
 
     def _raise_for(self, error: grpc.aio.AioRpcError, what: str) -> NoReturn:
+        """The :class:`EdgeError` for a failed RPC; an error that may mean another edge forgets the model check."""
         code = error.code()
-        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            raise EdgeBusyError(f"edge at {self.address} is at capacity for {what}: {error.details()}") from None
-        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        kind, wording, recheck = RPC_ERRORS.get(code, (EdgeError, "failed {what}: {code}:", False))
+        if recheck:
             self.model_verified = False
-            raise EdgeTimeoutError(f"edge at {self.address} did not answer {what} within its deadline: "
-                                   f"{code.name}: {error.details()}") from None
-        # CANCELLED without our asking: the edge dropped the call while shutting down; it is unreachable, not wrong.
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
-            self.model_verified = False
-            raise EdgeUnavailableError(f"edge at {self.address} unavailable during {what}: {code.name}: "
-                                       f"{error.details()}") from None
-        if code == grpc.StatusCode.FAILED_PRECONDITION:
-            self.model_verified = False
-            raise EdgeModelMismatchError(f"edge at {self.address} refused {what}: {error.details()}") from None
-        if code == grpc.StatusCode.INVALID_ARGUMENT:
-            raise EdgeRejectedError(f"edge at {self.address} rejected {what}: {error.details()}") from None
-        raise EdgeError(f"edge at {self.address} failed {what}: {code.name}: {error.details()}") from None
+        raise kind(f"edge at {self.address} {wording.format(what=what, code=code.name)} {error.details()}") from None
 
     async def check_model(self, timeout_s: float | None = None) -> sjscc_pb2.ModelInfoReply:
         """Ask the edge what it serves; raise :class:`EdgeModelMismatchError` unless it is our model."""
@@ -275,38 +257,3 @@ class EdgeClient:
             raise RuntimeError("the channel interceptor did not report on this stream")
         rpc_ms = (time.perf_counter() - start) * 1e3 - call.report.channel_ms
         return ProgressiveAnswer(answers, call.report, rpc_ms, threshold)
-
-
-# --- progressive transmission ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StepAnswer:
-    """The edge's answer after one step, and what the channel did to that step's bits."""
-
-    step: int
-    prediction: sjscc_pb2.StepPrediction
-    flipped_bits: int
-    erased_bits: int
-
-    @property
-    def confidence(self) -> float:
-        return float(self.prediction.top[0].prob) if self.prediction.top else 0.0
-
-
-@dataclass(frozen=True)
-class ProgressiveAnswer:
-    """A whole progressive exchange: one answer per step sent; ``channel`` sums the steps actually sent."""
-
-    steps: list[StepAnswer]
-    channel: ChannelReport
-    rpc_ms: float
-    threshold: float
-
-    @property
-    def prediction(self) -> sjscc_pb2.StepPrediction:
-        return self.steps[-1].prediction
-
-    @property
-    def confident(self) -> bool:
-        return self.steps[-1].confidence >= self.threshold

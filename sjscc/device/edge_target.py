@@ -1,4 +1,5 @@
-"""Where the edge is: an edge address (``--edge`` / ``SJSCC_EDGE``) -> a gRPC target and its channel options.
+"""How the device reaches the edge: an edge address (``--edge`` / ``SJSCC_EDGE``) -> a gRPC target and its
+channel options (reconnect backoff, keepalive), and the default deadline of every RPC.
 
 Several edges are gRPC's business, not ours: :func:`edge_target` turns the address into a target and options
 so that a list of addresses, or a DNS name with several records (a Compose service scaled out, a Kubernetes
@@ -12,6 +13,8 @@ import ipaddress
 import json
 import socket
 from dataclasses import dataclass
+
+import grpc
 
 DEFAULT_KEEPALIVE_S = 10.0
 # Reconnect quickly after the edge restarts, instead of gRPC's default backoff of up to two minutes.
@@ -126,3 +129,15 @@ def edge_target(address: str) -> EdgeTarget:
     return EdgeTarget(f"dns:///{host}:{port}",
                       (*options, ("grpc.service_config", ROUND_ROBIN_CONFIG),
                        ("grpc.dns_min_time_between_resolutions_ms", DNS_MIN_RERESOLUTION_MS)), True)
+
+
+class DeadlineInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    """Gives every RPC made without a timeout the default one, so no call can hang on a dead edge."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+
+    async def intercept_unary_unary(self, continuation, client_call_details, request):
+        if client_call_details.timeout is None:
+            client_call_details = client_call_details._replace(timeout=self.timeout_s)
+        return await continuation(client_call_details, request)
