@@ -12,7 +12,8 @@ import grpc
 import pytest
 from test_edge_server import expected_model, request_for, running
 
-from sjscc.device.client import ChannelSettings, EdgeBusyError, EdgeClient, EdgeTimeoutError
+from sjscc.device.client import EdgeBusyError, EdgeClient, EdgeTimeoutError
+from sjscc.device.link import ChannelSettings
 from sjscc.edge.batching import BatcherFullError, MicroBatcher
 from sjscc.edge.pipeline import EdgePipeline
 from sjscc.proto import sjscc_pb2_grpc

@@ -7,7 +7,8 @@ import torch
 
 from sjscc.common import bitstream
 from sjscc.common.channels import apply_to_payload, build_channel
-from sjscc.device.client import ChannelInterceptor, ChannelSettings, parse_burst, parse_interleave, settings_for_request
+from sjscc.common.params import parse_burst, parse_interleave
+from sjscc.device.link import ChannelInterceptor, ChannelSettings, settings_for_request
 from sjscc.proto import sjscc_pb2
 
 SHAPE = (8, 4, 4, 4)

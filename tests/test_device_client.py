@@ -10,15 +10,9 @@ import pytest
 import torch
 
 from sjscc.common import bitstream
-from sjscc.device.client import (
-    ChannelCall,
-    ChannelInterceptor,
-    ChannelSettings,
-    DeadlineInterceptor,
-    current_call,
-    parse_seed,
-    settings_for_request,
-)
+from sjscc.common.params import parse_seed
+from sjscc.device.edge_target import DeadlineInterceptor
+from sjscc.device.link import ChannelCall, ChannelInterceptor, ChannelSettings, current_call, settings_for_request
 from sjscc.proto import sjscc_pb2
 
 SHAPE = (4, 2, 8, 8)

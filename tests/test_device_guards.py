@@ -9,8 +9,9 @@ import json
 import pytest
 
 from sjscc.device.app import create_app
-from sjscc.device.client import ChannelSettings, EdgeClient, ExpectedModel
+from sjscc.device.client import EdgeClient, ExpectedModel
 from sjscc.device.guards import Admission, BearerToken, BodySizeLimit
+from sjscc.device.link import ChannelSettings
 from sjscc.device.pipeline import DevicePipeline
 
 BOUNDARY = b"xyzzy"

@@ -15,14 +15,9 @@ import pytest
 import torch
 
 from sjscc.common import bitstream
-from sjscc.device.client import (
-    ROUND_ROBIN_CONFIG,
-    ChannelSettings,
-    EdgeClient,
-    EdgeUnavailableError,
-    ExpectedModel,
-    edge_target,
-)
+from sjscc.device.client import EdgeClient, EdgeUnavailableError, ExpectedModel
+from sjscc.device.edge_target import ROUND_ROBIN_CONFIG, edge_target
+from sjscc.device.link import ChannelSettings
 from sjscc.tools.services import Service, edge_is_serving, free_port, start_service, wait_until
 
 STARTUP_TIMEOUT_S = 120.0

@@ -14,14 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from sjscc.common import bitstream
-from sjscc.device.client import (
-    ChannelCall,
-    ChannelSettings,
-    EdgeClient,
-    EdgeModelMismatchError,
-    EdgeUnavailableError,
-    ExpectedModel,
-)
+from sjscc.device.client import EdgeClient, EdgeModelMismatchError, EdgeUnavailableError, ExpectedModel
+from sjscc.device.link import ChannelCall, ChannelSettings
 from sjscc.edge.pipeline import EdgePipeline
 from sjscc.edge.server import serve
 from sjscc.proto import sjscc_pb2, sjscc_pb2_grpc

@@ -20,7 +20,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from reliability_support import Pair, clean_env, run_sjscc, small_png, start_pair
 
 from sjscc.common.bundle import compute_model_id
-from sjscc.device.client import ChannelSettings, EdgeClient, ExpectedModel
+from sjscc.device.client import EdgeClient, ExpectedModel
+from sjscc.device.link import ChannelSettings
 from sjscc.tools.services import edge_is_serving, start_service, wait_until
 
 pytestmark = pytest.mark.slow

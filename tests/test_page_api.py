@@ -18,18 +18,12 @@ from fastapi.testclient import TestClient
 from sjscc.common import bitstream
 from sjscc.common.bundle import load_bundle
 from sjscc.common.channels import apply_to_payload, build_channel
+from sjscc.device.answers import parse_include, transmitted_bits
 from sjscc.device.app import create_app
-from sjscc.device.client import (
-    ChannelCall,
-    ChannelInterceptor,
-    ChannelReport,
-    ChannelSettings,
-    EdgeClient,
-    ExpectedModel,
-)
+from sjscc.device.client import EdgeClient, ExpectedModel
+from sjscc.device.link import ChannelCall, ChannelInterceptor, ChannelReport, ChannelSettings
 from sjscc.device.model_card import ModelCard, accuracy_curves, model_card
 from sjscc.device.pipeline import DevicePipeline
-from sjscc.device.transmission import parse_include, transmitted_bits
 from sjscc.proto import sjscc_pb2
 from sjscc.tools.services import free_port
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from sjscc.common import bitstream
 from sjscc.common.bundle import load_bundle
-from sjscc.device.client import ChannelCall, ChannelInterceptor, ChannelSettings
+from sjscc.device.link import ChannelCall, ChannelInterceptor, ChannelSettings
 from sjscc.device.pipeline import DevicePipeline
 from sjscc.edge.pipeline import EdgePipeline, EncodedRequest, ModelMismatchError
 from sjscc.edge.server import request_from_proto
@@ -204,7 +204,7 @@ def test_device_batcher_hands_a_model_error_to_its_callers() -> None:
 
 
 def test_data_frame_bytes_counts_the_grpc_prefix_and_http2_frame_headers() -> None:
-    from sjscc.device.client import data_frame_bytes
+    from sjscc.device.link import data_frame_bytes
 
     assert data_frame_bytes(78) == 78 + 5 + 9  # the default bundle's compact request: one DATA frame
     assert data_frame_bytes(16379) == 16384 + 9  # exactly one full frame

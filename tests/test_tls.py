@@ -16,7 +16,8 @@ from cryptography.x509.oid import NameOID
 from test_edge_server import running
 
 from sjscc.common.tls import TLSConfigError, TLSSettings
-from sjscc.device.client import ChannelSettings, EdgeClient, EdgeUnavailableError, ExpectedModel
+from sjscc.device.client import EdgeClient, EdgeUnavailableError, ExpectedModel
+from sjscc.device.link import ChannelSettings
 from sjscc.edge.pipeline import EdgePipeline
 
 

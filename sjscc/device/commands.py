@@ -28,16 +28,11 @@ def run_device(args: argparse.Namespace) -> int:
 
     from sjscc.common.bundle import load_bundle
     from sjscc.common.devices import set_torch_threads
+    from sjscc.common.params import parse_burst, parse_interleave, parse_seed
     from sjscc.common.tls import TLSSettings
     from sjscc.device.app import create_app
-    from sjscc.device.client import (
-        ChannelSettings,
-        EdgeClient,
-        ExpectedModel,
-        parse_burst,
-        parse_interleave,
-        parse_seed,
-    )
+    from sjscc.device.client import EdgeClient, ExpectedModel
+    from sjscc.device.link import ChannelSettings
     from sjscc.device.model_card import model_card
     from sjscc.device.pipeline import DevicePipeline
 
