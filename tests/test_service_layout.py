@@ -74,3 +74,17 @@ def test_help_lists_every_option(command: str, flags: list[str]) -> None:
     text = subparsers.choices[command].format_help()
     for flag in flags:
         assert flag in text, f"sjscc {command} --help lacks {flag}"
+
+
+def test_the_tests_mirror_the_package() -> None:
+    """Each test file lives in the folder of the part it tests (plus e2e/ and deploy/ for whole-system runs);
+    only the root parser's and this layout's tests sit at the top."""
+    tests = PACKAGE.parent / "tests"
+    parts = {"common", "device", "edge", "training", "tools", "proto"} | {"e2e", "deploy"}
+    misplaced = [str(path.relative_to(tests)) for path in tests.rglob("test_*.py")
+                 if path.parent != tests and path.parent.name not in parts]
+    top = sorted(path.name for path in tests.glob("test_*.py"))
+    assert misplaced == []
+    assert top == ["test_cli.py", "test_service_layout.py"]
+    names = [path.name for path in tests.rglob("test_*.py")]
+    assert len(names) == len(set(names)), "test file names must be unique across tests/"

@@ -214,7 +214,7 @@ class Services:
         service = self._start(name, ["device", "--bundle", self.bundle, "--edge", edge, "--host", "127.0.0.1",
                                      "--port", str(port), "--channel", CHANNEL[0], "--p", str(CHANNEL[1]),
                                      # The bench measures queueing at every concurrency it loads, not admission
-                                     # control (tests/test_admission.py): no shedding, a deadline no answer meets.
+                                     # control (tests/device/test_admission.py): no shedding, no deadline missed.
                                      # (Devices older than admission control have no --max-in-flight.)
                                      "--rpc-timeout", str(BENCH_RPC_TIMEOUT_S),
                                      *(["--max-in-flight", str(BENCH_MAX_IN_FLIGHT)] if self.source is None else [])])

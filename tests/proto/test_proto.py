@@ -10,7 +10,7 @@ import pytest
 
 from sjscc.proto import generate, sjscc_pb2
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _lower_bound(requirements: list[str], package: str) -> tuple[int, ...]:

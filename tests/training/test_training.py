@@ -21,7 +21,7 @@ from sjscc.training.config import ChannelConfig, DataConfig, OptimConfig, TrainC
 from sjscc.training.evaluate import evaluate_bundle
 from sjscc.training.trainer import CHECKPOINT, LOG, WEIGHTS, Trainer, train
 
-CONFIGS = Path(__file__).resolve().parent.parent / "sjscc" / "training" / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "sjscc" / "training" / "configs"
 
 
 def tiny_config(root: Path, out: Path, step: int, codec: str | None = "snn", init: Path | str = "",

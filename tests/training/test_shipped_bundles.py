@@ -17,7 +17,7 @@ from sjscc.common.bundle import load_bundle
 from sjscc.common.channels import DEFAULT_BURST
 from sjscc.training.evaluate import evaluate_bundle
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 SHIPPED = {"default": "snn", "baseline-cnn-q8": "cnn-q8"}
 # Hits out of 5,000 images may differ by a few between CPUs (float summation order in the convolutions can

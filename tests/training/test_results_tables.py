@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "results_tables.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "results_tables.py"
 spec = importlib.util.spec_from_file_location("results_tables", SCRIPT)
 results_tables = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(results_tables)

@@ -30,7 +30,7 @@ from sjscc.device.pipeline import (
     max_pixels_for,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAVE_AS = {"JPEG": "JPEG", "PNG": "PNG", "GIF": "GIF", "WEBP": "WEBP", "BMP": "BMP", "TIFF": "TIFF", "AVIF": "AVIF"}
 
 

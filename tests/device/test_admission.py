@@ -10,7 +10,7 @@ import time
 
 import grpc
 import pytest
-from test_edge_server import expected_model, request_for, running
+from edge_support import expected_model, request_for, running
 
 from sjscc.device.client import EdgeBusyError, EdgeClient, EdgeTimeoutError
 from sjscc.device.link import ChannelSettings

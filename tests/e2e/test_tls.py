@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from test_edge_server import running
+from edge_support import running
 
 from sjscc.common.tls import TLSConfigError, TLSSettings
 from sjscc.device.client import EdgeClient, EdgeUnavailableError, ExpectedModel

@@ -14,7 +14,7 @@ import pytest
 from sjscc.common.config import load_config
 from sjscc.training.config import TrainConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "reproduce-cpu.sh"
 
 

@@ -76,7 +76,7 @@ def test_model_spec_round_trip() -> None:
 def test_shipped_training_configs_load() -> None:
     from sjscc.training.config import TrainConfig
 
-    folder = Path(__file__).resolve().parent.parent / "sjscc" / "training" / "configs"
+    folder = Path(__file__).resolve().parents[2] / "sjscc" / "training" / "configs"
     paths = sorted(folder.glob("*.yaml"))
     assert paths
     for path in paths:

@@ -16,7 +16,7 @@ from sjscc.cli import build_parser
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate (dev extra) is missing")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.33"  # the schemas the manifests are checked against (shipped inside the package)
 EDGE_LABELS = {"app.kubernetes.io/name": "sjscc", "app.kubernetes.io/component": "edge"}

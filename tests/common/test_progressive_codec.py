@@ -135,7 +135,7 @@ def test_shipped_progressive_bundle() -> None:
     import json
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     bundle = load_bundle(root / "bundles" / "progressive")
     assert bundle.progressive and bundle.manifest["codec"] == "snn-progressive" and bundle.timesteps == 8
     assert bundle.manifest["progressive"] == {"prefixes": list(range(1, 9)), "bits_per_step": 64}

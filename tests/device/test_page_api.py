@@ -27,7 +27,7 @@ from sjscc.device.pipeline import DevicePipeline
 from sjscc.proto import sjscc_pb2
 from sjscc.tools.services import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHAPE = (4, 2, 8, 8)
 
 

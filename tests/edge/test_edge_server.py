@@ -4,20 +4,18 @@ over real RPCs, and the device's client (model check, channel interceptor, unrea
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 import torch
+from edge_support import expected_model, request_for, running
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from sjscc.common import bitstream
-from sjscc.device.client import EdgeClient, EdgeModelMismatchError, EdgeUnavailableError, ExpectedModel
+from sjscc.device.client import EdgeClient, EdgeModelMismatchError, EdgeUnavailableError
 from sjscc.device.link import ChannelCall, ChannelSettings
 from sjscc.edge.pipeline import EdgePipeline
-from sjscc.edge.server import serve
 from sjscc.proto import sjscc_pb2, sjscc_pb2_grpc
 from sjscc.tools.services import free_port
 
@@ -25,34 +23,6 @@ from sjscc.tools.services import free_port
 @pytest.fixture(scope="module")
 def edge(tiny_bundle) -> EdgePipeline:
     return EdgePipeline(tiny_bundle, device="cpu")
-
-
-@contextlib.asynccontextmanager
-async def running(edge: EdgePipeline, **options) -> AsyncIterator[str]:
-    """Serve ``edge`` on a free loopback port for the duration of the block; yields its address."""
-    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(edge, "127.0.0.1", 0, on_ready=ready.set_result, stop=stop, grace_s=1.0,
-                                     **options))
-    done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        task.result()  # raises the startup error
-    try:
-        yield f"127.0.0.1:{ready.result()}"
-    finally:
-        stop.set()
-        await task
-
-
-def expected_model(edge: EdgePipeline, model_id: str | None = None) -> ExpectedModel:
-    return ExpectedModel(model_id or edge.model_id, edge.codec, edge.timesteps, edge.latent_shape)
-
-
-def request_for(edge: EdgePipeline, **changes) -> sjscc_pb2.EncodedFeature:
-    fields = dict(payload=bitstream.pack(torch.zeros(edge.payload_shape)), timesteps=edge.timesteps,
-                  latent_shape=list(edge.latent_shape), codec=edge.codec, model_id=edge.model_id, request_id="x")
-    fields.update(changes)
-    return sjscc_pb2.EncodedFeature(**fields)
 
 
 def test_status_codes_carry_a_message(edge) -> None:

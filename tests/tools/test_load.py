@@ -15,7 +15,7 @@ import pytest
 from reliability_support import start_pair
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_2000_requests_at_concurrency_32_zero_5xx_zero_lost_memory_bounded(tiny_bundle, tmp_path) -> None:

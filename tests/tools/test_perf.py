@@ -23,7 +23,7 @@ from sjscc.edge.server import request_from_proto
 from sjscc.proto import sjscc_pb2
 from sjscc.tools.tcpcount import CountingProxy
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BUNDLE = REPO / "bundles" / "default"
 
 # Computed with the code at main's HEAD before issue 11 (commit 0bd48df): sha256 prefixes of the payload the
