@@ -18,6 +18,7 @@ from edge_support import running
 from sjscc.common.tls import TLSConfigError, TLSSettings
 from sjscc.device.client import EdgeClient, EdgeUnavailableError, ExpectedModel
 from sjscc.device.link import ChannelSettings
+from sjscc.edge import healthcheck
 from sjscc.edge.pipeline import EdgePipeline
 
 
@@ -119,3 +120,40 @@ def test_tls_settings_errors_name_the_problem(tmp_path) -> None:
         TLSSettings(ca=str(not_pem)).channel_credentials()
     with pytest.raises(TLSConfigError, match="--tls-client-ca needs"):
         TLSSettings(ca=str(not_pem)).server_credentials()
+
+
+def test_the_health_probe_speaks_mutual_tls_with_the_devices_settings(edge, pki, monkeypatch, capsys) -> None:
+    """``python -m sjscc.edge.healthcheck`` against an edge that requires client certificates: SERVING (exit 0)
+    with the CA and a client certificate, from flags or from the device's variables; refused (1) without a
+    certificate, in plaintext or with a rogue one; a TLS setting that cannot be used is exit status 2."""
+    for name in ("EDGE_CA", "TLS_CERT", "TLS_KEY", "EDGE_SERVER_NAME", "EDGE_PORT"):
+        monkeypatch.delenv(f"SJSCC_{name}", raising=False)
+    server = TLSSettings(cert=pki["server"][0], key=pki["server"][1], ca=pki["ca"][0])
+    ca, (cert, key), (rogue_cert, rogue_key) = pki["ca"][0], pki["client"], pki["rogue-client"]
+
+    async def probe(*flags: str) -> int:
+        return await asyncio.to_thread(healthcheck.main, list(flags))
+
+    async def scenario() -> dict[str, int]:
+        async with running(edge, tls=server) as address:
+            port = address.rsplit(":", 1)[1]
+            codes = {
+                "flags": await probe(address, "--edge-ca", ca, "--tls-cert", cert, "--tls-key", key),
+                "no certificate": await probe(address, "--edge-ca", ca),
+                "plaintext": await probe(address),
+                "rogue certificate": await probe(address, "--edge-ca", ca, "--tls-cert", rogue_cert,
+                                                 "--tls-key", rogue_key),
+                "wrong name": await probe(address, "--edge-ca", ca, "--tls-cert", cert, "--tls-key", key,
+                                          "--edge-server-name", "edge.elsewhere.example"),
+            }
+            for name, value in (("EDGE_CA", ca), ("TLS_CERT", cert), ("TLS_KEY", key), ("EDGE_PORT", port)):
+                monkeypatch.setenv(f"SJSCC_{name}", value)
+            codes["variables, default address"] = await probe()
+            codes["half a key pair"] = await probe(address, "--tls-key", "")
+            return codes
+
+    codes = asyncio.run(scenario())
+    assert codes == {"flags": 0, "no certificate": 1, "plaintext": 1, "rogue certificate": 1, "wrong name": 1,
+                     "variables, default address": 0, "half a key pair": 2}, codes
+    out, err = capsys.readouterr()
+    assert "(TLS): SERVING" in out and "give both --tls-cert and --tls-key" in err
