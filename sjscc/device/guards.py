@@ -1,13 +1,17 @@
 """What a request must pass before the device spends anything on it: the bearer token, the body size, a free slot.
 
 Pure ASGI middleware, outermost first: :class:`BearerToken` (401), :class:`BodySizeLimit` (413),
-:class:`Admission` (503 + ``Retry-After``). Each answers at once with a JSON ``{"detail": ...}``, and first
-reads and drops what is left of the body (up to :data:`DRAIN_LIMIT_BYTES`) so the client, still sending,
-receives the answer instead of a reset connection. Nothing beyond the limit is ever kept, in memory or on disk.
+:class:`Admission` (503 + ``Retry-After``). Each refusal is a JSON ``{"detail": ...}`` sent at once, then the
+rest of the body is read and dropped (a "lingering close", as nginx does) before the answer is completed and the
+connection closed: a client that reads while it sends (curl, browsers) sees the answer at once, and one that
+sends its whole body before reading (``requests``, a plain socket) is not cut off by a reset mid-upload. The
+drain is bounded by :data:`DRAIN_LIMIT_BYTES` and :data:`DRAIN_LIMIT_S`; past either the connection is closed.
+Nothing beyond the limit is ever kept, in memory or on disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
@@ -20,29 +24,45 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 OnRefused = Callable[[int, str], None]
 
-# Past this, a refused body is not read to its end: the connection is closed instead.
-DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+# A refused body is read and dropped up to this many bytes and seconds; past either the connection is closed.
+DRAIN_LIMIT_BYTES = 1024 * 1024 * 1024
+DRAIN_LIMIT_S = 30.0
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
 
-async def answer(send: Send, status: int, detail: str, headers: Collection[tuple[bytes, bytes]] = ()) -> None:
+async def drain(receive: Receive, limit: int = DRAIN_LIMIT_BYTES, limit_s: float = DRAIN_LIMIT_S) -> None:
+    """Read and drop the rest of the request body, at most ``limit`` bytes and ``limit_s`` seconds."""
+    seen = 0
+    try:
+        async with asyncio.timeout(limit_s):
+            while seen <= limit:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                seen += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+    except TimeoutError:
+        return
+
+
+async def refuse(scope: Scope, receive: Receive, send: Send, status: int, detail: str,
+                 headers: Collection[tuple[bytes, bytes]] = (), body_started: bool = False) -> None:
+    """Answer ``status`` at once, drop the rest of the body (bounded), then end the answer and the connection.
+
+    The answer's bytes go out before the drain, and the answer is completed only after it: a server that
+    completes its answer stops reading, and closing a socket with unread input resets the connection, which
+    destroys the answer before a client that is still sending reads it. A client that announced
+    ``Expect: 100-continue`` and has sent nothing yet is not waited for: it reads the answer instead of sending.
+    """
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             *headers]})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def drain(receive: Receive, limit: int = DRAIN_LIMIT_BYTES) -> None:
-    """Read and drop the rest of the request body, at most ``limit`` bytes."""
-    seen = 0
-    while seen <= limit:
-        message = await receive()
-        if message["type"] != "http.request":
-            return
-        seen += len(message.get("body", b""))
-        if not message.get("more_body", False):
-            return
+    await send({"type": "http.response.body", "body": body, "more_body": True})
+    if body_started or (_header(scope, b"expect") or "").lower() != "100-continue":
+        await drain(receive)
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -72,8 +92,7 @@ class BearerToken:
             return
         if self.on_refused is not None:
             self.on_refused(401, "unauthorized")
-        await drain(receive)
-        await answer(send, 401, "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
+        await refuse(scope, receive, send, 401, "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
                      [(b"www-authenticate", b'Bearer realm="sjscc"')])
 
 
@@ -92,11 +111,10 @@ class BodySizeLimit:
     def _detail(self, size: str) -> str:
         return f"the request body is {size}; the limit is {self.max_bytes} bytes"
 
-    async def _refuse(self, receive: Receive, send: Send, size: str) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: str, body_started: bool) -> None:
         if self.on_refused is not None:
             self.on_refused(413, "image_too_large")
-        await drain(receive)
-        await answer(send, 413, self._detail(size), [(b"connection", b"close")])
+        await refuse(scope, receive, send, 413, self._detail(size), [(b"connection", b"close")], body_started)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,7 +122,7 @@ class BodySizeLimit:
             return
         length = _header(scope, b"content-length")
         if length is not None and (not length.strip().isdigit() or int(length) > self.max_bytes):
-            await self._refuse(receive, send, f"{length.strip()[:20]} bytes")
+            await self._refuse(scope, receive, send, f"{length.strip()[:20]} bytes", body_started=False)
             return
         received = 0
         exceeded = False
@@ -133,7 +151,8 @@ class BodySizeLimit:
             if not exceeded:
                 raise
         if exceeded and not started:
-            await self._refuse(receive, send, f"more than {self.max_bytes} bytes (sent without a length)")
+            await self._refuse(scope, receive, send, f"more than {self.max_bytes} bytes (sent without a length)",
+                               body_started=True)
 
 
 class Admission:
@@ -161,9 +180,9 @@ class Admission:
         if self.in_flight >= self.max_in_flight:
             if self.on_refused is not None:
                 self.on_refused(503, "overloaded")
-            await drain(receive)
-            await answer(send, 503, f"the device is at capacity ({self.max_in_flight} requests in progress); "
-                                    f"retry after {self.retry_after.decode()} s", [(b"retry-after", self.retry_after)])
+            await refuse(scope, receive, send, 503,
+                         f"the device is at capacity ({self.max_in_flight} requests in progress); "
+                         f"retry after {self.retry_after.decode()} s", [(b"retry-after", self.retry_after)])
             return
         self.in_flight += 1
         try:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import struct
 import subprocess
 import sys
@@ -141,6 +142,46 @@ def test_a_40_mb_upload_gets_413_however_it_is_sent(pair, http) -> None:
     # Neither body was kept: the device grew by far less than one 40 MB copy.
     assert rss_mib(pair.device.process.pid) - rss_before < 20
     assert http.post("/v1/classify", files={"image": ("a.png", PHOTO, "image/png")}).status_code == 200
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n" % len(data) + data + b"\r\n"
+
+
+def _read_answer(sock: socket.socket) -> bytes:
+    received = b""
+    while data := sock.recv(65536):
+        received += data
+    return received
+
+
+def test_a_200_mb_chunked_upload_is_read_to_its_end_and_gets_its_413(pair) -> None:
+    """A client that sends its whole body before it reads (as ``requests`` and plain sockets do) finishes sending
+    200 MB without a reset and then reads the 413: the device answers, drops the rest of the body, then closes."""
+    with socket.create_connection(("127.0.0.1", int(pair.url.rsplit(":", 1)[1])), timeout=60) as sock:
+        sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: device\r\nTransfer-Encoding: chunked\r\n"
+                     b"Content-Type: multipart/form-data; boundary=xyzzy\r\n\r\n")
+        sock.sendall(_chunk(b'--xyzzy\r\nContent-Disposition: form-data; name="image"; filename="big.png"\r\n'
+                            b"Content-Type: image/png\r\n\r\n"))
+        block = _chunk(b"\x00" * (1 << 20))
+        for _ in range(200):
+            sock.sendall(block)  # without the drain: ConnectionResetError after the first tens of MB
+        sock.sendall(_chunk(b"\r\n--xyzzy--\r\n") + b"0\r\n\r\n")
+        answer = _read_answer(sock)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"sent without a length" in answer
+
+
+def test_a_client_waiting_for_100_continue_gets_its_413_at_once(pair) -> None:
+    """``Expect: 100-continue`` with a length over the limit: the 413 comes back at once and the connection
+    closes, without waiting for a body the client will not send."""
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", int(pair.url.rsplit(":", 1)[1])), timeout=10) as sock:
+        sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: device\r\nContent-Length: 209715200\r\n"
+                     b"Expect: 100-continue\r\nContent-Type: multipart/form-data; boundary=xyzzy\r\n\r\n")
+        answer = _read_answer(sock)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert time.monotonic() - start < 5.0
 
 
 def raw_infer(address: str, data: bytes) -> grpc.RpcError | sjscc_pb2.Prediction:
