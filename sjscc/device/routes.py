@@ -40,6 +40,7 @@ from sjscc.device.metrics import DeviceMetrics
 from sjscc.device.model_card import ModelCard
 from sjscc.device.pipeline import ACCEPTED_FORMATS, DevicePipeline, split_steps
 from sjscc.device.schemas import ClassifyAnswer, HealthAnswer, ReadyAnswer
+from sjscc.device.uploads import plain_value_upload
 
 log = logging.getLogger("sjscc.device")
 
@@ -101,9 +102,10 @@ def progressive_threshold(pipeline: DevicePipeline, mode: str | None, confidence
 async def classify(
     request: Request,
     state: DeviceDep,
-    image: Annotated[UploadFile | None, File(
+    image: Annotated[UploadFile | str | None, File(
         description=f"the picture: {', '.join(ACCEPTED_FORMATS)}; animated, palette, grey, 16-bit, CMYK and "
-                    f"alpha pictures are converted (first frame, over white)")] = None,
+                    f"alpha pictures are converted (first frame, over white); a file upload, or a plain form "
+                    f"value of at most 1 MiB")] = None,
     channel: Annotated[str | None, Query(description="none, bsc, bec or ge (default: the deployment's)")] = None,
     p: Annotated[str | None, Query(description="flip/erasure probability in [0, 1] (ge: mean bit error rate)")
                  ] = None,
@@ -135,6 +137,8 @@ async def classify(
                                                    f"not {content_type[:80] or 'a body without a content type'}")
         raise state.fail(400, "missing_image", "multipart form field 'image' is required (a file upload, sent as "
                                                "multipart/form-data)")
+    if isinstance(image, str):  # sent without a filename: the same bytes, the same checks
+        image = plain_value_upload(image, request.headers.get("content-type", ""))
     request_id = uuid.uuid4().hex
     try:
         if threshold is not None:

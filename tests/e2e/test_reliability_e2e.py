@@ -94,6 +94,7 @@ BAD_UPLOADS = [
     ("PSD (no camera makes it)", {"files": {"image": ("a.psd", b"8BPS\x00\x01" + b"\x00" * 40, "image/x")}}, 415,
      "accepted format"),
     ("empty upload", {"files": {"image": ("a.png", b"", "image/png")}}, 400, "empty"),
+    ("plain form value, not a picture", {"files": {"image": (None, b"hello")}}, 415, "accepted format"),
     ("missing field (urlencoded form)", {"data": {"note": "no image"}}, 400, "'image' is required"),
     ("missing field (empty multipart form)", {"files": {}, "data": {"note": "x"}}, 400, "'image' is required"),
     ("no body at all", {}, 415, "a body without a content type"),
@@ -120,6 +121,14 @@ def test_bad_input_gets_a_4xx_with_a_detail(http, case, request_args, status, wo
     reply = http.post("/v1/classify", **request_args)
     assert reply.status_code == status, reply.text
     assert words in reply.json()["detail"]
+
+
+def test_a_picture_sent_as_a_plain_form_value_is_classified_like_a_file(http) -> None:
+    """A multipart ``image`` part without a filename (schemathesis' ST202 finding): the same bytes, the same answer."""
+    as_file = http.post("/v1/classify", files={"image": ("a.png", PHOTO, "image/png")}, params={"seed": "3"})
+    as_value = http.post("/v1/classify", files={"image": (None, PHOTO)}, params={"seed": "3"})
+    assert as_file.status_code == as_value.status_code == 200, as_value.text
+    assert as_value.json()["top"] == as_file.json()["top"]
 
 
 def test_a_40_mb_upload_gets_413_however_it_is_sent(pair, http) -> None:
@@ -253,13 +262,13 @@ def test_the_openapi_document_declares_every_status_and_the_answer_schema(http) 
 
 
 def test_schemathesis_with_all_checks_passes(pair, tmp_path) -> None:
-    """Bounded run: 25 examples per operation. Positive data may be refused with 400/413/415: the schema cannot
+    """100 examples per operation, seed 1. Positive data may be refused with 400/413/415: the schema cannot
     say "a decodable picture" or which query strings the channel registry knows (the app checks those)."""
     config = tmp_path / "schemathesis.toml"
     config.write_text('[checks.positive_data_acceptance]\n'
                       'expected-statuses = ["2xx", "400", "413", "415"]\n')
     command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run",
-               f"{pair.url}/openapi.json", "--checks", "all", "--max-examples", "25", "--seed", "1",
+               f"{pair.url}/openapi.json", "--checks", "all", "--max-examples", "100", "--seed", "1",
                "--request-timeout", "30", "--suppress-health-check", "all"]
     # cwd: schemathesis keeps a cache of crashes in ./.schemathesis; keep it out of the repository.
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,8 @@ from sjscc.device.client import EdgeClient, EdgeUnavailableError, ExpectedModel
 from sjscc.device.link import ChannelSettings
 from sjscc.edge import healthcheck
 from sjscc.edge.pipeline import EdgePipeline
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _name(common_name: str) -> x509.Name:
@@ -157,3 +161,32 @@ def test_the_health_probe_speaks_mutual_tls_with_the_devices_settings(edge, pki,
                      "variables, default address": 0, "half a key pair": 2}, codes
     out, err = capsys.readouterr()
     assert "(TLS): SERVING" in out and "give both --tls-cert and --tls-key" in err
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="scripts/make-certs.sh needs openssl")
+def test_the_certificate_script_gives_working_mutual_tls(edge, tmp_path) -> None:
+    """scripts/make-certs.sh (the command the docs give for Compose and Kubernetes): its edge certificate serves
+    mutual TLS, its device certificate is accepted, the edge's own certificate passes its health probe, and a
+    second run changes nothing."""
+    folder = tmp_path / "certs"
+    subprocess.run([str(ROOT / "scripts" / "make-certs.sh"), str(folder)], check=True, capture_output=True)
+    before = {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+    assert {str(path.relative_to(folder)) for path in before} == {
+        "ca.crt", "ca.key", "edge/tls.crt", "edge/tls.key", "edge/ca.crt",
+        "device/tls.crt", "device/tls.key", "device/ca.crt"}
+    edge_files, device_files = folder / "edge", folder / "device"
+    server = TLSSettings(cert=str(edge_files / "tls.crt"), key=str(edge_files / "tls.key"),
+                         ca=str(edge_files / "ca.crt"))
+    device = TLSSettings(ca=str(device_files / "ca.crt"), cert=str(device_files / "tls.crt"),
+                         key=str(device_files / "tls.key"), server_name="sjscc-edge")
+    assert asyncio.run(_check(edge, server, device)) == "ok"
+    assert asyncio.run(_check(edge, server, TLSSettings(ca=str(device_files / "ca.crt")))) == "refused"
+
+    async def probe() -> int:
+        async with running(edge, tls=server) as address:
+            return await asyncio.to_thread(healthcheck.main, [address, "--edge-ca", server.ca, "--tls-cert",
+                                                               server.cert, "--tls-key", server.key])
+
+    assert asyncio.run(probe()) == 0
+    subprocess.run([str(ROOT / "scripts" / "make-certs.sh"), str(folder)], check=True, capture_output=True)
+    assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
