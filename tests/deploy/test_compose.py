@@ -6,8 +6,10 @@ offline, and the environment it sets really configures ``sjscc edge`` / ``sjscc 
 Live (marker ``compose``; ``make test-compose``): the images are built (scripts/compose-images.sh), the
 Compose project comes up, real CIFAR-10 images are classified through the device's published port with and
 without a channel, the edge is killed (503) and started again (recovers by itself), then three edge
-replicas share the requests and one of them is killed. Skipped, with the reason in the summary, only where
-no Docker engine can be started (scripts/docker-engine.sh). ``SJSCC_COMPOSE_KEEP=1`` leaves it running.
+replicas share the requests and one of them is killed; then the project runs once more with
+docker-compose.secure.yml (mutual TLS, the API token, certificates made on first run). Skipped, with the
+reason in the summary, only where no Docker engine can be started (scripts/docker-engine.sh).
+``SJSCC_COMPOSE_KEEP=1`` leaves it running.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +33,12 @@ import pytest
 from PIL import Image
 
 from sjscc.cli import build_parser
+from sjscc.edge import healthcheck
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 COMPOSE_GPU = ROOT / "docker-compose.gpu.yml"
+COMPOSE_SECURE = ROOT / "docker-compose.secure.yml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 
 
@@ -125,6 +130,48 @@ def test_the_compose_environment_configures_the_commands(monkeypatch: pytest.Mon
     assert (edge.host, edge.port, edge.compute_device, edge.max_batch_size) == ("0.0.0.0", 50051, "auto", 8)
 
 
+def test_the_secure_override_turns_on_mutual_tls_and_the_token() -> None:
+    config = services(COMPOSE, COMPOSE_SECURE, env={"SJSCC_API_TOKEN": "t0ken"})
+    assert set(config) == {"certs", "edge", "device"}
+    certs, edge, device = config["certs"], config["edge"], config["device"]
+    assert certs["entrypoint"][-1] == "/pki" and "make-certs.sh" in certs["entrypoint"][1]
+    assert certs["network_mode"] == "none"
+    for service in (edge, device):
+        assert service["depends_on"]["certs"]["condition"] == "service_completed_successfully"
+    assert device["depends_on"]["edge"]["condition"] == "service_healthy"  # the plain file's, kept
+    mounts = {name: {m["source"]: m["target"] for m in config[name]["volumes"] if m["type"] == "volume"}
+              for name in config}
+    assert mounts["edge"] == {"edge-tls": "/tls"} and mounts["device"] == {"device-tls": "/tls"}  # own key only
+    assert mounts["certs"] == {"pki": "/pki", "edge-tls": certs["environment"]["SJSCC_EDGE_DIR"],
+                               "device-tls": certs["environment"]["SJSCC_DEVICE_DIR"]}
+    assert device["environment"]["SJSCC_API_TOKEN"] == "t0ken"
+    assert "sjscc.edge.healthcheck" in edge["healthcheck"]["test"]  # speaks TLS from the variables below
+
+
+def test_the_secure_override_configures_mutual_tls_in_the_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = services(COMPOSE, COMPOSE_SECURE, env={"SJSCC_API_TOKEN": "t0ken"})
+    for name in [k for k in os.environ if k.startswith("SJSCC_")]:
+        monkeypatch.delenv(name)
+    for key, value in config["edge"]["environment"].items():
+        monkeypatch.setenv(key, value)
+    edge = build_parser().parse_args(["edge"])
+    assert (edge.tls_cert, edge.tls_key, edge.tls_client_ca) == ("/tls/tls.crt", "/tls/tls.key", "/tls/ca.crt")
+    probe = healthcheck.build_parser().parse_args([])
+    assert (probe.edge_ca, probe.tls_cert, probe.tls_key) == ("/tls/ca.crt", "/tls/tls.crt", "/tls/tls.key")
+    for key in config["edge"]["environment"]:
+        monkeypatch.delenv(key)
+    for key, value in config["device"]["environment"].items():
+        monkeypatch.setenv(key, value)
+    device = build_parser().parse_args(["device"])
+    assert (device.edge_ca, device.tls_cert, device.tls_key, device.api_token) == (
+        "/tls/ca.crt", "/tls/tls.crt", "/tls/tls.key", "t0ken")
+
+
+def test_the_secure_override_needs_a_token() -> None:
+    result = compose_config(COMPOSE, COMPOSE_SECURE)
+    assert result.returncode != 0 and "SJSCC_API_TOKEN" in result.stderr, result.stderr
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Live: the images built and the project run by a real engine.
 
@@ -143,9 +190,11 @@ class Stack:
     env: dict[str, str]
     url: str
     log_dir: Path
+    files: tuple[Path, ...] = (COMPOSE,)
 
     def compose(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(["docker", "compose", *args], cwd=ROOT, env=self.env, capture_output=True,
+        files = [part for file in self.files for part in ("-f", str(file))]
+        result = subprocess.run(["docker", "compose", *files, *args], cwd=ROOT, env=self.env, capture_output=True,
                                 text=True, timeout=timeout, check=False)
         if check and result.returncode != 0:
             raise AssertionError(f"docker compose {' '.join(args)} failed ({result.returncode}):\n"
@@ -167,7 +216,8 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], Path]:
+    """The engine started and both images built; the environment that ``docker compose`` needs, and a log folder."""
     log_dir = tmp_path_factory.mktemp("compose")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SJSCC_") or k in (
         "SJSCC_BASE_IMAGE", "SJSCC_TORCH_INDEX_URL", "SJSCC_PIP_CA")}
@@ -182,17 +232,32 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for assignment in line.removeprefix("export ").split():
             key, _, value = assignment.partition("=")
             env[key] = value.strip("'")
-    env.update(COMPOSE_PROJECT_NAME=f"sjscc-test-{os.getpid()}", SJSCC_DEVICE_PUBLISH="127.0.0.1:0")
-    running = Stack(env, "", log_dir)
+    env["SJSCC_DEVICE_PUBLISH"] = "127.0.0.1:0"
+    return env, log_dir
+
+
+@contextmanager
+def running_stack(built: tuple[dict[str, str], Path], name: str, files: tuple[Path, ...],
+                  **extra_env: str) -> Iterator[Stack]:
+    """``docker compose up`` of ``files`` under its own project name; logs kept, ``down -v`` at the end."""
+    env, log_dir = built
+    env = {**env, **extra_env, "COMPOSE_PROJECT_NAME": f"sjscc-test-{name}-{os.getpid()}"}
+    running = Stack(env, "", log_dir, files)
     try:
         running.compose("up", "-d", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), timeout=UP_TIMEOUT_S + 60)
         running.url = "http://" + running.compose("port", "device", "8000").stdout.strip()
         yield running
     finally:
         logs = running.compose("logs", "--no-color", "--timestamps", check=False, timeout=60)
-        (log_dir / "services.log").write_text(logs.stdout + logs.stderr)
+        (log_dir / f"services-{name}.log").write_text(logs.stdout + logs.stderr)
         if not os.environ.get("SJSCC_COMPOSE_KEEP"):
             running.compose("down", "-v", "--remove-orphans", "--timeout", "10", check=False, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def stack(built: tuple[dict[str, str], Path]) -> Iterator[Stack]:
+    with running_stack(built, "plain", (COMPOSE,)) as running:
+        yield running
 
 
 def cifar_images(n: int) -> list[tuple[int, bytes]]:
@@ -326,3 +391,41 @@ def test_three_replicas_share_the_requests_and_losing_one_is_survived(stack: Sta
     served = Counter(name for _, status, name in outcomes if status == 200)
     print(f"after killing {victim[:12]}: {dict(served)}, failures {sum(s != 200 for _, s, _ in outcomes)}")
     assert survivors <= set(served) and victim[:12] not in served, served
+
+
+TOKEN = "compose-test-token-0123456789abcdef"
+
+
+@pytest.mark.compose
+def test_the_secure_override_runs_mutual_tls_and_the_token(built: tuple[dict[str, str], Path]) -> None:
+    """docker-compose.secure.yml, run once under its own project name: certificates made on first run,
+    the edge healthy through its TLS health probe, 401 without the token and 200 with it over the mutual-TLS
+    link, and the edge refusing a client without a certificate (and one in plaintext)."""
+    with running_stack(built, "secure", (COMPOSE, COMPOSE_SECURE), SJSCC_API_TOKEN=TOKEN) as secure:
+        edge_id = secure.container_ids("edge")[0]
+        health = subprocess.run(["docker", "inspect", "-f", "{{.State.Health.Status}}", edge_id],
+                                capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+        assert health == "healthy"
+        assert "certificates" in secure.compose("logs", "--no-color", "certs").stdout
+        assert httpx.get(f"{secure.url}/readyz", timeout=10).status_code == 200  # the probes stay open
+        files = {"image": ("x.png", photo(), "image/png")}
+        refused = httpx.post(f"{secure.url}/v1/classify", files=files, timeout=30)
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
+        wrong = httpx.post(f"{secure.url}/v1/classify", files=files, timeout=30,
+                           headers={"Authorization": f"Bearer {TOKEN}x"})
+        assert wrong.status_code == 401
+        served = httpx.post(f"{secure.url}/v1/classify", files=files, timeout=30,
+                            headers={"Authorization": f"Bearer {TOKEN}"})
+        assert served.status_code == 200, served.text
+        assert edge_id.startswith(served.json()["edge"]["instance"])
+
+        def probe(*unset: str) -> subprocess.CompletedProcess:
+            """The TLS health probe from the device's container, with its certificate settings, less ``unset``."""
+            blank = [part for name in unset for part in ("-e", f"{name}=")]
+            return secure.compose("exec", "-T", *blank, "device", "python", "-m", "sjscc.edge.healthcheck",
+                                  "edge:50051", check=False, timeout=60)
+
+        assert probe().returncode == 0  # the device's certificate: SERVING
+        no_certificate = probe("SJSCC_TLS_CERT", "SJSCC_TLS_KEY")
+        assert no_certificate.returncode == 1 and "NOT SERVING" in no_certificate.stdout, no_certificate.stdout
+        assert probe("SJSCC_TLS_CERT", "SJSCC_TLS_KEY", "SJSCC_EDGE_CA").returncode == 1  # plaintext
