@@ -30,6 +30,7 @@ from sjscc.device.metrics import DeviceMetrics
 from sjscc.device.model_card import wire_format_card
 from sjscc.device.pipeline import DevicePipeline
 from sjscc.device.routes import WEB_DIR, Device, classify_router, health_router, page_router
+from sjscc.device.uploads import missing_image
 
 log = logging.getLogger("sjscc.device")
 
@@ -75,9 +76,9 @@ def create_app(pipeline: DevicePipeline, client: EdgeClient, card: dict[str, Any
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         if any(tuple(e["loc"])[-1:] == ("image",) for e in error.errors()):
-            metrics.observe_error(400, "missing_image")
-            return JSONResponse({"detail": "multipart form field 'image' must be a file upload (with a filename), "
-                                           "not a plain form value"}, status_code=400)
+            status, kind, detail = missing_image(request.headers.get("content-type", ""))
+            metrics.observe_error(status, kind)
+            return JSONResponse({"detail": detail}, status_code=status)
         problems = "; ".join(f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors())
         metrics.observe_error(422, "bad_request")
         return JSONResponse({"detail": f"invalid request: {problems}"}, status_code=422)

@@ -102,10 +102,10 @@ def progressive_threshold(pipeline: DevicePipeline, mode: str | None, confidence
 async def classify(
     request: Request,
     state: DeviceDep,
-    image: Annotated[UploadFile | str | None, File(
+    image: Annotated[UploadFile | str, File(
         description=f"the picture: {', '.join(ACCEPTED_FORMATS)}; animated, palette, grey, 16-bit, CMYK and "
                     f"alpha pictures are converted (first frame, over white); a file upload, or a plain form "
-                    f"value of at most 1 MiB")] = None,
+                    f"value of at most 1 MiB", json_schema_extra={"minLength": 1})],
     channel: Annotated[str | None, Query(description="none, bsc, bec or ge (default: the deployment's)")] = None,
     p: Annotated[str | None, Query(description="flip/erasure probability in [0, 1] (ge: mean bit error rate)")
                  ] = None,
@@ -130,13 +130,6 @@ async def classify(
         threshold = progressive_threshold(pipeline, mode, confidence)
     except ValueError as error:
         raise state.fail(400, "bad_parameter", str(error)) from None
-    if image is None:
-        content_type = request.headers.get("content-type", "")
-        if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-            raise state.fail(415, "not_multipart", f"the body must be multipart/form-data with a field 'image', "
-                                                   f"not {content_type[:80] or 'a body without a content type'}")
-        raise state.fail(400, "missing_image", "multipart form field 'image' is required (a file upload, sent as "
-                                               "multipart/form-data)")
     if isinstance(image, str):  # sent without a filename: the same bytes, the same checks
         image = plain_value_upload(image, request.headers.get("content-type", ""))
     request_id = uuid.uuid4().hex

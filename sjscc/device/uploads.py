@@ -1,4 +1,5 @@
-"""The ``image`` field sent as a plain multipart value (no filename): its bytes, as the client sent them.
+"""The ``image`` field: sent as a plain multipart value (no filename), its bytes as the client sent them; missing,
+the answer that says so.
 
 OpenAPI's ``format: binary`` multipart property may be sent with or without a filename, and clients do both
 (schemathesis, ``curl -F image=<file``, hand-built forms). Starlette keeps a part without a filename as text:
@@ -47,3 +48,11 @@ def plain_value_upload(value: str, content_type: str) -> UploadFile:
     """A plain form value as the file upload it stands for (no filename, no part content type)."""
     data = plain_value_bytes(value, form_charset(content_type))
     return UploadFile(io.BytesIO(data), size=len(data), headers=Headers())
+
+
+def missing_image(content_type: str) -> tuple[int, str, str]:
+    """Status, metrics kind and detail for a request without an ``image`` part: 415 when the body is no form."""
+    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        return 415, "not_multipart", (f"the body must be multipart/form-data with a field 'image', "
+                                      f"not {content_type[:80] or 'a body without a content type'}")
+    return 400, "missing_image", "multipart form field 'image' is required (a file upload, sent as multipart/form-data)"
