@@ -1,12 +1,11 @@
 """What a request must pass before the device spends anything on it: the bearer token, the body size, a free slot.
 
 Pure ASGI middleware, outermost first: :class:`BearerToken` (401), :class:`BodySizeLimit` (413),
-:class:`Admission` (503 + ``Retry-After``). Each refusal is a JSON ``{"detail": ...}`` sent at once, then the
-rest of the body is read and dropped (a "lingering close", as nginx does) before the answer is completed and the
-connection closed: a client that reads while it sends (curl, browsers) sees the answer at once, and one that
-sends its whole body before reading (``requests``, a plain socket) is not cut off by a reset mid-upload. The
-drain is bounded by :data:`DRAIN_LIMIT_BYTES` and :data:`DRAIN_LIMIT_S`; past either the connection is closed.
-Nothing beyond the limit is ever kept, in memory or on disk.
+:class:`Admission` (503 + ``Retry-After``). Each refusal is a JSON ``{"detail": ...}`` sent at once; then the
+rest of the body is read and dropped (as nginx's "lingering close" does) before the answer is completed: a
+client that reads while it sends (curl, browsers) sees the answer at once, and one that sends its whole body
+before reading (``requests``, a plain socket) is not cut off by a reset mid-upload. The drain is bounded by
+:data:`DRAIN_LIMIT_BYTES` and :data:`DRAIN_LIMIT_S`. Nothing beyond the limit is ever kept, in memory or on disk.
 """
 
 from __future__ import annotations
@@ -48,19 +47,24 @@ async def drain(receive: Receive, limit: int = DRAIN_LIMIT_BYTES, limit_s: float
 
 async def refuse(scope: Scope, receive: Receive, send: Send, status: int, detail: str,
                  headers: Collection[tuple[bytes, bytes]] = (), body_started: bool = False) -> None:
-    """Answer ``status`` at once, drop the rest of the body (bounded), then end the answer and the connection.
+    """Answer ``status`` at once, drop the rest of the body (bounded), then end the answer.
 
     The answer's bytes go out before the drain, and the answer is completed only after it: a server that
     completes its answer stops reading, and closing a socket with unread input resets the connection, which
     destroys the answer before a client that is still sending reads it. A client that announced
-    ``Expect: 100-continue`` and has sent nothing yet is not waited for: it reads the answer instead of sending.
+    ``Expect: 100-continue`` and has sent nothing yet is not waited for (it reads the answer instead of sending);
+    its connection is closed, so a body it sends anyway is never read as the next request.
     """
+    expecting = not body_started and (_header(scope, b"expect") or "").lower() == "100-continue"
+    headers = list(headers)
+    if expecting and (b"connection", b"close") not in headers:
+        headers.append((b"connection", b"close"))
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             *headers]})
     await send({"type": "http.response.body", "body": body, "more_body": True})
-    if body_started or (_header(scope, b"expect") or "").lower() != "100-continue":
+    if not expecting:
         await drain(receive)
     await send({"type": "http.response.body", "body": b""})
 
