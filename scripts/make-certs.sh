@@ -10,13 +10,13 @@
 #
 # First run only: when DIR already holds the CA and both certificates, nothing is changed (delete DIR to rotate).
 # Settings (environment):
-#   SJSCC_EDGE_NAMES    DNS names of the edge in its certificate (default: edge,sjscc-edge,localhost plus
-#                       sjscc-edge.NAMESPACE.svc[.cluster.local] for SJSCC_NAMESPACE, default "default");
+#   CERTS_EDGE_NAMES    DNS names of the edge in its certificate (default: edge,sjscc-edge,localhost plus
+#                       sjscc-edge.NAMESPACE.svc[.cluster.local] for CERTS_NAMESPACE, default "default");
 #                       127.0.0.1 and ::1 are always listed, for a probe inside the edge's container
-#   SJSCC_EDGE_DIR, SJSCC_DEVICE_DIR   where each side's files go (default DIR/edge, DIR/device), so that each
+#   CERTS_EDGE_DIR, CERTS_DEVICE_DIR   where each side's files go (default DIR/edge, DIR/device), so that each
 #                       container mounts only its own key (docker-compose.secure.yml)
-#   SJSCC_CERTS_OWNER   uid:gid to give the files (when run as root for containers that run as another user)
-#   SJSCC_CERT_DAYS     validity of the two certificates (default 365; the CA: 3650)
+#   CERTS_OWNER         uid:gid to give the files (when run as root for containers that run as another user)
+#   CERTS_DAYS          validity of the two certificates (default 365; the CA: 3650)
 set -euo pipefail
 say() { echo "make-certs: $*" >&2; }
 command -v openssl >/dev/null || { say "openssl is needed"; exit 1; }
@@ -24,9 +24,9 @@ command -v openssl >/dev/null || { say "openssl is needed"; exit 1; }
 kubernetes=no
 if [[ "${1:-}" == "--kubernetes" ]]; then kubernetes=yes; shift; fi
 if [[ "${1:-}" == -* ]]; then sed -n '2,21p' "$0" >&2; exit 2; fi
-namespace=${SJSCC_NAMESPACE:-default}
-days=${SJSCC_CERT_DAYS:-365}
-names=${SJSCC_EDGE_NAMES:-edge,sjscc-edge,sjscc-edge.$namespace.svc,sjscc-edge.$namespace.svc.cluster.local,localhost}
+namespace=${CERTS_NAMESPACE:-default}
+days=${CERTS_DAYS:-365}
+names=${CERTS_EDGE_NAMES:-edge,sjscc-edge,sjscc-edge.$namespace.svc,sjscc-edge.$namespace.svc.cluster.local,localhost}
 
 if [[ $kubernetes == yes ]]; then
     dir=$(mktemp -d)
@@ -34,8 +34,8 @@ if [[ $kubernetes == yes ]]; then
 else
     dir=${1:-certs}
 fi
-edge_dir=${SJSCC_EDGE_DIR:-$dir/edge}
-device_dir=${SJSCC_DEVICE_DIR:-$dir/device}
+edge_dir=${CERTS_EDGE_DIR:-$dir/edge}
+device_dir=${CERTS_DEVICE_DIR:-$dir/device}
 
 if [[ -s $dir/ca.crt && -s $edge_dir/tls.crt && -s $edge_dir/tls.key && -s $device_dir/tls.crt \
       && -s $device_dir/tls.key ]]; then
@@ -94,7 +94,7 @@ fi
 
 chmod 0444 "$dir/ca.crt" "$edge_dir"/*.crt "$device_dir"/*.crt
 chmod 0400 "$dir/ca.key" "$edge_dir/tls.key" "$device_dir/tls.key"
-if [[ -n "${SJSCC_CERTS_OWNER:-}" ]]; then
-    chown "$SJSCC_CERTS_OWNER" "$edge_dir"/* "$device_dir"/*
+if [[ -n "${CERTS_OWNER:-}" ]]; then
+    chown "$CERTS_OWNER" "$edge_dir"/* "$device_dir"/*
 fi
 say "CA, edge and device certificates in $dir (edge: $edge_dir, device: $device_dir; edge names: $alt)"

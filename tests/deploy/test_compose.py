@@ -142,8 +142,8 @@ def test_the_secure_override_turns_on_mutual_tls_and_the_token() -> None:
     mounts = {name: {m["source"]: m["target"] for m in config[name]["volumes"] if m["type"] == "volume"}
               for name in config}
     assert mounts["edge"] == {"edge-tls": "/tls"} and mounts["device"] == {"device-tls": "/tls"}  # own key only
-    assert mounts["certs"] == {"pki": "/pki", "edge-tls": certs["environment"]["SJSCC_EDGE_DIR"],
-                               "device-tls": certs["environment"]["SJSCC_DEVICE_DIR"]}
+    assert mounts["certs"] == {"pki": "/pki", "edge-tls": certs["environment"]["CERTS_EDGE_DIR"],
+                               "device-tls": certs["environment"]["CERTS_DEVICE_DIR"]}
     assert device["environment"]["SJSCC_API_TOKEN"] == "t0ken"
     assert "sjscc.edge.healthcheck" in edge["healthcheck"]["test"]  # speaks TLS from the variables below
 

@@ -46,8 +46,9 @@ def test_each_variable_sets_its_flag(setting, monkeypatch: pytest.MonkeyPatch) -
     assert getattr(build_parser().parse_args(["edge", setting.flag, text]), setting.dest) == value
 
 
-@pytest.mark.parametrize("path", ["docker-compose.yml", "docker-compose.gpu.yml", "deploy/k8s/edge.yaml",
-                                  "deploy/k8s/device.yaml", "deploy/k8s/gpu/edge-gpu.yaml"])
+@pytest.mark.parametrize("path", ["docker-compose.yml", "docker-compose.gpu.yml", "docker-compose.secure.yml",
+                                  "deploy/k8s/base/edge.yaml", "deploy/k8s/base/device.yaml",
+                                  "deploy/k8s/gpu/edge-gpu.yaml"])
 def test_container_files_set_only_declared_variables(path: str) -> None:
     """Every SJSCC_ variable a container file hands a service is a row of the device or the edge table (build
     arguments and Compose's own substitutions excepted)."""
