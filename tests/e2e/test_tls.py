@@ -23,7 +23,7 @@ from sjscc.device.link import ChannelSettings
 from sjscc.edge import healthcheck
 from sjscc.edge.pipeline import EdgePipeline
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _name(common_name: str) -> x509.Name:
