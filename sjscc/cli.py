@@ -346,6 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--prefixes", action="store_true",
                           help="add rows for every fixed prefix t = 1..T alone: a progressive bundle decodes it, a "
                                "cnn-q<n> bundle reads the bit planes not sent as 0 (its rate ladder)")
+    evaluate.add_argument("--halves", type=int, default=None, metavar="SEED",
+                          help="also split the images into two seeded class-stratified halves A and B and report "
+                               "every point on each; with --confidence, pick the threshold on half A (fewest bits "
+                               "within --select-margin of all T steps) and report it on half B")
+    evaluate.add_argument("--select-margin", type=float, default=0.5, metavar="POINTS",
+                          help="with --halves and --confidence: accuracy a threshold may lose on half A against "
+                               "sending all T steps, in percentage points (default 0.5)")
     evaluate.add_argument("--rate-plot", metavar="FILE.png",
                           help="draw accuracy against bits per image (progressive curves, fixed codecs as points)")
     evaluate.set_defaults(func=_eval, bundle_default=DEFAULT_BUNDLE)
