@@ -69,8 +69,8 @@ class HalfTally:
     def add(self, hit: torch.Tensor, payload_bits: torch.Tensor) -> None:
         """One repeat: ``hit`` and ``payload_bits`` hold one value per image of the whole set."""
         for name, index in zip(HALF_NAMES, self.halves, strict=True):
-            self.accuracies[name].append(float(hit[index].float().mean()))
-            self.payload_bits[name].append(float(payload_bits[index].float().mean()))
+            self.accuracies[name].append(int(hit[index].sum()) / len(index))  # from a count: exact
+            self.payload_bits[name].append(float(payload_bits[index].double().mean()))
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """Per half: accuracy mean and population std over the repeats, mean payload bits, image count."""
