@@ -16,6 +16,9 @@ independent samples (their counts may differ). Per seed, the accuracy is the mea
 draws); the gap is mean(SNN seeds) − mean(CNN seeds) with the Welch interval of
 :func:`sjscc.training.statistics.welch_interval`. A gap is resolved at p when the interval excludes 0;
 otherwise the verdict is "not resolved" (which is not "level": the interval says how large a gap it allows).
+
+``--spread FILE...`` (one model, one report per seed): per p the std over training seeds beside the std over
+channel draws that a single-seed "±" shows.
 """
 
 from __future__ import annotations
@@ -115,6 +118,36 @@ def seed_gaps(snn: list[dict], cnn: list[dict], confidence: float = 0.95) -> lis
     return rows
 
 
+def seed_spread(reports: list[dict]) -> list[dict]:
+    """Per condition present in every report (one report per training seed of one model): the mean over seeds,
+    the sample std over seeds (n − 1) and the mean of the per-seed channel-draw stds (population std over the
+    repeats, what a single-seed "±" shows), so the two spreads can be set side by side."""
+    if len(reports) < 2:
+        raise ValueError(f"a spread over seeds needs at least 2 seeds, got {len(reports)}")
+    tables = [{_condition(row): row for row in report["results"]} for report in reports]
+    rows = []
+    for condition in [c for c in tables[0] if all(c in table for table in tables)]:
+        means = [table[condition]["accuracy_mean"] for table in tables]
+        mean = sum(means) / len(means)
+        seed_std = (sum((m - mean) ** 2 for m in means) / (len(means) - 1)) ** 0.5
+        draw_std = sum(table[condition]["accuracy_std"] for table in tables) / len(tables)
+        rows.append({"channel": condition[0], "p": condition[3], "seeds": len(reports), "mean": mean,
+                     "seed_std": seed_std, "draw_std": draw_std, "repeats": tables[0][condition]["repeats"]})
+    return rows
+
+
+def markdown_spread(rows: list[dict], label: str) -> str:
+    """One line per condition: mean over seeds, std over seeds, mean std over channel draws, their ratio."""
+    lines = [f"**{label}** (accuracy %, {rows[0]['seeds']} training seeds, {rows[0]['repeats']} channel draws each)\n",
+             "| channel, p | mean over seeds | std over seeds | std over draws (mean of the seeds') | ratio |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        ratio = f"{r['seed_std'] / r['draw_std']:.1f}" if r["draw_std"] > 0 else "—"
+        lines.append(f"| {r['channel'].upper()} {r['p']:g} | {100 * r['mean']:.2f} | {100 * r['seed_std']:.2f} | "
+                     f"{100 * r['draw_std']:.2f} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown_gaps(rows: list[dict], label: str = "SNN − CNN") -> str:
     """One table per channel condition: gap mean and interval in percentage points, and the verdict."""
     lines = []
@@ -144,9 +177,17 @@ def main() -> None:
     parser.add_argument("--gap-snn", nargs="+", default=[], metavar="FILE", help="SNN reports, one per seed")
     parser.add_argument("--gap-cnn", nargs="+", default=[], metavar="FILE", help="CNN reports, one per seed (unpaired)")
     parser.add_argument("--gap-label", default="SNN − CNN", help="title of the gap tables")
+    parser.add_argument("--spread", nargs="+", default=[], metavar="FILE",
+                        help="one model's reports, one per training seed: spread over seeds against over draws")
+    parser.add_argument("--spread-label", default="spread over seeds", help="title of the spread table")
     args = parser.parse_args()
-    if not args.files and not args.gap_snn:
-        parser.error("give eval JSON files, or --gap-snn and --gap-cnn")
+    if not args.files and not args.gap_snn and not args.spread:
+        parser.error("give eval JSON files, --gap-snn and --gap-cnn, or --spread")
+    if args.spread:
+        try:
+            print(markdown_spread(seed_spread(load_list(args.spread)), args.spread_label))
+        except ValueError as error:
+            parser.error(str(error))
     if args.files:
         print(markdown(load(args.files), args.pairs))
     if args.gap_snn or args.gap_cnn:

@@ -85,3 +85,15 @@ def test_command_line(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, str(SCRIPT), "--gap-snn", str(paths["snn0"]), "--gap-cnn",
                           str(paths["cnn0"])], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "at least 2 seeds" in bad.stderr
+
+
+def test_seed_spread_by_hand() -> None:
+    # seeds 0.80, 0.82, 0.84: mean 0.82, std over seeds 0.02; per-seed draw stds 0.01, 0.02, 0.03: mean 0.02
+    reports = [report({0.3: a}) for a in (0.80, 0.82, 0.84)]
+    for r, std in zip(reports, (0.01, 0.02, 0.03), strict=True):
+        r["results"][0]["accuracy_std"] = std
+    (row,) = results_tables.seed_spread(reports)
+    assert (row["mean"], row["seed_std"], row["draw_std"]) == pytest.approx((0.82, 0.02, 0.02))
+    assert "| BSC 0.3 | 82.00 | 2.00 | 2.00 | 1.0 |" in results_tables.markdown_spread([row], "SNN")
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        results_tables.seed_spread(reports[:1])
