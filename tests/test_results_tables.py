@@ -97,3 +97,35 @@ def test_seed_spread_by_hand() -> None:
     assert "| BSC 0.3 | 82.00 | 2.00 | 2.00 | 1.0 |" in results_tables.markdown_spread([row], "SNN")
     with pytest.raises(ValueError, match="at least 2 seeds"):
         results_tables.seed_spread(reports[:1])
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "docs" / "results" / "wide-s"
+
+
+def _seed_files(stem: str, channel: str) -> list[str]:
+    return [str(SEEDS / f"{stem}{suffix}-{channel}.json") for suffix in ("", "-s1", "-s2")]
+
+
+@pytest.mark.parametrize("channel", ["bsc", "bec"])
+@pytest.mark.parametrize(("stem", "label"), [("cnn-T8-bsc0.15", "CNN-q8"), ("cnn-T1-bsc0.15-c32", "CNN-q1")])
+def test_results_md_gap_tables_are_the_scripts_output(stem: str, label: str, channel: str) -> None:
+    """docs/RESULTS.md's seed-gap tables are exactly what the script prints from the committed JSONs."""
+    rows = results_tables.seed_gaps(results_tables.load_list(_seed_files("snn-T8-bsc0.15", channel)),
+                                    results_tables.load_list(_seed_files(stem, channel)))
+    table = results_tables.markdown_gaps(rows, f"SNN − {label}").strip()
+    assert table in (ROOT / "docs" / "RESULTS.md").read_text()
+
+
+def test_results_md_seed_spread_table() -> None:
+    """The 'std over seeds / std over draws' table of docs/RESULTS.md against the committed JSONs."""
+    text = (ROOT / "docs" / "RESULTS.md").read_text()
+    start = text.index("| BSC p | SNN | CNN-q8 | CNN-q1 |")
+    lines = text[start:].split("\n\n")[0].splitlines()[2:]
+    documented = {float(cells[0]): cells[1:] for cells in
+                  ([c.strip() for c in line.strip("|").split("|")] for line in lines)}
+    for column, stem in enumerate(("snn-T8-bsc0.15", "cnn-T8-bsc0.15", "cnn-T1-bsc0.15-c32")):
+        for row in results_tables.seed_spread(results_tables.load_list(_seed_files(stem, "bsc"))):
+            seeds, draws = documented[row["p"]][column].split(" / ")
+            assert float(seeds) == pytest.approx(100 * row["seed_std"], abs=0.005 + 1e-9), (stem, row["p"])
+            assert float(draws) == pytest.approx(100 * row["draw_std"], abs=0.005 + 1e-9), (stem, row["p"])
