@@ -129,3 +129,25 @@ def test_results_md_seed_spread_table() -> None:
             seeds, draws = documented[row["p"]][column].split(" / ")
             assert float(seeds) == pytest.approx(100 * row["seed_std"], abs=0.005 + 1e-9), (stem, row["p"])
             assert float(draws) == pytest.approx(100 * row["draw_std"], abs=0.005 + 1e-9), (stem, row["p"])
+
+
+def _mean(row: dict, with_spread: bool) -> str:
+    return f"{100 * row['accuracy_mean']:.2f}" + (f" ± {100 * row['accuracy_std']:.2f}" if with_spread else "")
+
+
+def test_results_md_held_out_threshold_table() -> None:
+    """The 'picked on A, reported on B' table of docs/RESULTS.md against the committed --halves reports."""
+    folder = ROOT / "docs" / "results" / "wide" / "progressive" / "halves"
+    progressive = json.loads((folder / "progressive-halves.json").read_text())
+    reference = {row["p"]: row["halves"]["B"] for row in
+                 json.loads((folder / "snn-default-halves.json").read_text())["halves"]["rows"]}
+    text = (ROOT / "docs" / "RESULTS.md").read_text()
+    for pick in progressive["halves"]["selection"]:
+        a, b, ref = pick["picked_on"], pick["reported_on"], reference[pick["p"]]
+        noisy = pick["p"] > 0  # a clean link has no channel draws to spread over: no "±"
+        row = (f"| {pick['p']:g} | {pick['confidence']:g} | {_mean(a, noisy)}, "
+               f"{a['mean_payload_bits']:.1f} | {_mean(b, noisy)}, "
+               f"{b['mean_payload_bits']:.1f} ({100 * b['mean_payload_bits'] / 512:.0f}%) | "
+               f"{_mean(ref, noisy)} | "
+               f"{100 * (b['accuracy_mean'] - ref['accuracy_mean']):+.2f} |".replace("-", "−"))
+        assert row in text, row
