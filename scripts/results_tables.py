@@ -6,15 +6,19 @@
 One table per swept channel: a row per p, a column per file (accuracy mean ± std over the repeats, in %).
 ``--pairs`` adds, for every SNN file with a CNN file of the same condition, the SNN − CNN difference per p.
 
-Training seeds (issue 16): the SNN − CNN gap per p as a paired mean over seeds with a 95% t-interval::
+Training seeds (issues 16, 24): the SNN − CNN gap per p over training seeds with a 95% Welch t-interval::
 
     .venv/bin/python scripts/results_tables.py --gap-snn snn-s0.json snn-s1.json snn-s2.json \
         --gap-cnn cnn-s0.json cnn-s1.json cnn-s2.json --gap-label "SNN − CNN-q8"
 
-The i-th SNN file is paired with the i-th CNN file (the same training seed; ``sjscc eval`` draws the same
-channel noise for both, so the pair differs only by the model). Per seed, the gap is the difference of the
-accuracy means over the repeats; over the n seeds, ``mean ± t(0.975, n−1) · s / sqrt(n)`` with ``s`` the
-sample standard deviation (n − 1). A claim "holds beyond the noise" at p when the interval excludes 0.
+The seeds are **not** paired: SNN seed i and CNN seed i share nothing, so the two models' seeds are two
+independent samples (their counts may differ). Per seed, the accuracy is the mean over the repeats (channel
+draws); the gap is mean(SNN seeds) − mean(CNN seeds) with the Welch interval of
+:func:`sjscc.training.statistics.welch_interval`. A gap is resolved at p when the interval excludes 0;
+otherwise the verdict is "not resolved" (which is not "level": the interval says how large a gap it allows).
+
+``--spread FILE...`` (one model, one report per seed): per p the std over training seeds beside the std over
+channel draws that a single-seed "±" shows.
 """
 
 from __future__ import annotations
@@ -87,36 +91,61 @@ def _condition(row: dict) -> tuple:
     return (row["channel"], row.get("burst"), row.get("interleave"), float(row["p"]))
 
 
-def paired_gaps(snn: list[dict], cnn: list[dict], confidence: float = 0.95) -> list[dict]:
-    """Per condition present in every report: the mean over seeds of (SNN − CNN) accuracy, its sample std and
-    the ``confidence`` t-interval. ``snn[i]`` and ``cnn[i]`` are the same training seed."""
-    from scipy.stats import t as student
+def seed_gaps(snn: list[dict], cnn: list[dict], confidence: float = 0.95) -> list[dict]:
+    """Per condition present in every report: mean over SNN seeds − mean over CNN seeds of the accuracy, with
+    the unpaired Welch ``confidence`` interval (``snn`` and ``cnn``: one report per training seed each)."""
+    from sjscc.training.statistics import welch_interval
 
-    if len(snn) != len(cnn):
-        raise ValueError(f"{len(snn)} SNN reports but {len(cnn)} CNN reports: pair them seed by seed")
-    if len(snn) < 2:
-        raise ValueError(f"an interval over seeds needs at least 2 seeds, got {len(snn)}")
-    for a, b in zip(snn, cnn, strict=True):
-        if (a.get("dataset"), a.get("split"), a.get("n_images")) != (b.get("dataset"), b.get("split"),
-                                                                      b.get("n_images")):
-            raise ValueError(f"unpaired reports: {a.get('bundle')} and {b.get('bundle')} were evaluated on "
-                             "different data")
+    if len(snn) < 2 or len(cnn) < 2:
+        raise ValueError(f"an interval over seeds needs at least 2 seeds per model, got {len(snn)} SNN and "
+                         f"{len(cnn)} CNN reports")
+    data = {(r.get("dataset"), r.get("split"), r.get("n_images")) for r in snn + cnn}
+    if len(data) > 1:
+        raise ValueError(f"the reports were evaluated on different data: {sorted(map(str, data))}")
     tables = [{_condition(row): row["accuracy_mean"] for row in report["results"]} for report in snn + cnn]
     common = [c for c in tables[0] if all(c in table for table in tables)]
-    n = len(snn)
-    quantile = float(student.ppf(0.5 + confidence / 2, n - 1))
     rows = []
     for condition in common:
-        gaps = [tables[i][condition] - tables[n + i][condition] for i in range(n)]
-        mean = sum(gaps) / n
-        std = (sum((g - mean) ** 2 for g in gaps) / (n - 1)) ** 0.5
-        half = quantile * std / n**0.5
+        first = [table[condition] for table in tables[: len(snn)]]
+        second = [table[condition] for table in tables[len(snn):]]
+        interval = welch_interval(first, second, confidence)
         channel, burst, interleave, p = condition
-        verdict = "SNN better" if mean - half > 0 else "CNN better" if mean + half < 0 else "within noise"
-        rows.append({"channel": channel, "burst": burst, "interleave": interleave, "p": p, "seeds": n,
-                     "gaps": gaps, "gap_mean": mean, "gap_std": std, "half_width": half,
-                     "interval": (mean - half, mean + half), "confidence": confidence, "verdict": verdict})
+        rows.append({"channel": channel, "burst": burst, "interleave": interleave, "p": p,
+                     "seeds": (len(snn), len(cnn)), "snn": first, "cnn": second, "gap_mean": interval.difference,
+                     "half_width": interval.half_width, "degrees_of_freedom": interval.degrees_of_freedom,
+                     "interval": (interval.low, interval.high), "confidence": confidence,
+                     "verdict": interval.verdict("SNN", "CNN")})
     return rows
+
+
+def seed_spread(reports: list[dict]) -> list[dict]:
+    """Per condition present in every report (one report per training seed of one model): the mean over seeds,
+    the sample std over seeds (n − 1) and the mean of the per-seed channel-draw stds (population std over the
+    repeats, what a single-seed "±" shows), so the two spreads can be set side by side."""
+    if len(reports) < 2:
+        raise ValueError(f"a spread over seeds needs at least 2 seeds, got {len(reports)}")
+    tables = [{_condition(row): row for row in report["results"]} for report in reports]
+    rows = []
+    for condition in [c for c in tables[0] if all(c in table for table in tables)]:
+        means = [table[condition]["accuracy_mean"] for table in tables]
+        mean = sum(means) / len(means)
+        seed_std = (sum((m - mean) ** 2 for m in means) / (len(means) - 1)) ** 0.5
+        draw_std = sum(table[condition]["accuracy_std"] for table in tables) / len(tables)
+        rows.append({"channel": condition[0], "p": condition[3], "seeds": len(reports), "mean": mean,
+                     "seed_std": seed_std, "draw_std": draw_std, "repeats": tables[0][condition]["repeats"]})
+    return rows
+
+
+def markdown_spread(rows: list[dict], label: str) -> str:
+    """One line per condition: mean over seeds, std over seeds, mean std over channel draws, their ratio."""
+    lines = [f"**{label}** (accuracy %, {rows[0]['seeds']} training seeds, {rows[0]['repeats']} channel draws each)\n",
+             "| channel, p | mean over seeds | std over seeds | std over draws (mean of the seeds') | ratio |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        ratio = f"{r['seed_std'] / r['draw_std']:.1f}" if r["draw_std"] > 0 else "—"
+        lines.append(f"| {r['channel'].upper()} {r['p']:g} | {100 * r['mean']:.2f} | {100 * r['seed_std']:.2f} | "
+                     f"{100 * r['draw_std']:.2f} | {ratio} |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown_gaps(rows: list[dict], label: str = "SNN − CNN") -> str:
@@ -128,8 +157,9 @@ def markdown_gaps(rows: list[dict], label: str = "SNN − CNN") -> str:
             " + interleaver" if interleave is not None else "")
         chosen = [r for r in rows if (r["channel"], r["burst"], r["interleave"]) == (channel, burst, interleave)]
         level = round(100 * chosen[0]["confidence"])
-        lines.append(f"**{label} on {name}** (percentage points, paired over {chosen[0]['seeds']} training seeds, "
-                     f"{level}% t-interval)\n")
+        n_snn, n_cnn = chosen[0]["seeds"]
+        lines.append(f"**{label} on {name}** (percentage points, {n_snn} SNN and {n_cnn} CNN training seeds, "
+                     f"unpaired, {level}% Welch t-interval)\n")
         lines.append(f"| p | gap | {level}% interval | verdict |")
         lines.append("|---|---|---|---|")
         for r in chosen:
@@ -145,16 +175,24 @@ def main() -> None:
     parser.add_argument("files", nargs="*", help="sjscc eval JSON files, one column each")
     parser.add_argument("--pairs", action="store_true", help="add SNN - CNN differences for matched conditions")
     parser.add_argument("--gap-snn", nargs="+", default=[], metavar="FILE", help="SNN reports, one per seed")
-    parser.add_argument("--gap-cnn", nargs="+", default=[], metavar="FILE", help="CNN reports, same seed order")
+    parser.add_argument("--gap-cnn", nargs="+", default=[], metavar="FILE", help="CNN reports, one per seed (unpaired)")
     parser.add_argument("--gap-label", default="SNN − CNN", help="title of the gap tables")
+    parser.add_argument("--spread", nargs="+", default=[], metavar="FILE",
+                        help="one model's reports, one per training seed: spread over seeds against over draws")
+    parser.add_argument("--spread-label", default="spread over seeds", help="title of the spread table")
     args = parser.parse_args()
-    if not args.files and not args.gap_snn:
-        parser.error("give eval JSON files, or --gap-snn and --gap-cnn")
+    if not args.files and not args.gap_snn and not args.spread:
+        parser.error("give eval JSON files, --gap-snn and --gap-cnn, or --spread")
+    if args.spread:
+        try:
+            print(markdown_spread(seed_spread(load_list(args.spread)), args.spread_label))
+        except ValueError as error:
+            parser.error(str(error))
     if args.files:
         print(markdown(load(args.files), args.pairs))
     if args.gap_snn or args.gap_cnn:
         try:
-            rows = paired_gaps(load_list(args.gap_snn), load_list(args.gap_cnn))
+            rows = seed_gaps(load_list(args.gap_snn), load_list(args.gap_cnn))
         except ValueError as error:
             parser.error(str(error))
         print(markdown_gaps(rows, args.gap_label))

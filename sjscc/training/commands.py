@@ -75,6 +75,13 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--prefixes", action="store_true",
                           help="add rows for every fixed prefix t = 1..T alone: a progressive bundle decodes it, a "
                                "cnn-q<n> bundle reads the bit planes not sent as 0 (its rate ladder)")
+    evaluate.add_argument("--halves", type=int, default=None, metavar="SEED",
+                          help="also split the images into two seeded class-stratified halves A and B and report "
+                               "every point on each; with --confidence, pick the threshold on half A (fewest bits "
+                               "within --select-margin of all T steps) and report it on half B")
+    evaluate.add_argument("--select-margin", type=float, default=0.5, metavar="POINTS",
+                          help="with --halves and --confidence: accuracy a threshold may lose on half A against "
+                               "sending all T steps, in percentage points (default 0.5)")
     evaluate.add_argument("--rate-plot", metavar="FILE.png",
                           help="draw accuracy against bits per image (progressive curves, fixed codecs as points)")
     evaluate.set_defaults(func=run_eval, bundle_default=DEFAULT_BUNDLE)
@@ -123,6 +130,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise ValueError(f"--limit must be >= 0, got {args.limit}")
     burst, interleave, energy_images = parse_link_options(args, channels, probabilities)
+    _check_halves(args, channels)
     bundles = args.bundle or [args.bundle_default]
     thresholds = _check_progressive(args, bundles)
     reports = []
@@ -135,6 +143,8 @@ def run_eval(args: argparse.Namespace) -> int:
         print(format_table([report]), flush=True)
         if thresholds is not None:
             _add_progressive(report, bundle, thresholds, channels, probabilities, args)
+        elif getattr(args, "halves", None) is not None:
+            _add_halves(report, bundle, channels, probabilities, args)
     if args.out:
         _write_json(args.out, reports[0] if len(reports) == 1 else reports)
         print(f"wrote {args.out}", file=sys.stderr)
@@ -170,6 +180,22 @@ def parse_link_options(args: argparse.Namespace, channels: list[str],
     return burst, interleave, energy_images
 
 
+def _check_halves(args: argparse.Namespace, channels: list[str]) -> None:
+    """``--halves`` and ``--select-margin`` are checked before any image is encoded."""
+    halves = getattr(args, "halves", None)
+    margin = getattr(args, "select_margin", 0.5)
+    if margin != 0.5 and halves is None:
+        raise ValueError("--select-margin picks a threshold on half A: give --halves SEED too")
+    if halves is None:
+        return
+    if halves < 0:
+        raise ValueError(f"--halves must be a seed >= 0, got {halves}")
+    if not 0 <= margin < 100:
+        raise ValueError(f"--select-margin is in percentage points, in [0, 100), got {margin}")
+    if any(channel not in ("bsc", "bec") for channel in channels) or getattr(args, "interleave", None) is not None:
+        raise ValueError("--halves splits BSC and BEC sweeps; run GE, radio or interleaved sweeps without it")
+
+
 def _check_progressive(args: argparse.Namespace, bundles: list[str]) -> list[float] | None:
     """``--confidence`` thresholds (``[]`` for ``--prefixes`` alone, None for neither), after checking before any
     work that every bundle can be cut at a prefix (and is progressive when thresholds are given)."""
@@ -199,10 +225,27 @@ def _add_progressive(report: dict[str, Any], bundle: str, thresholds: list[float
 
     extra = evaluate_progressive(bundle, thresholds, args.data_root, args.dataset, args.split, channels,
                                  probabilities, args.repeats, args.seed, args.batch_size, args.limit, args.device,
-                                 args.erasure_policy, args.download)
+                                 args.erasure_policy, args.download, getattr(args, "halves", None),
+                                 getattr(args, "select_margin", 0.5) / 100)
     report["results"] = report["results"] + extra["rows"]
     report["progressive"] = extra["progressive"]
     print(format_progressive_table(report), flush=True)
+    if "halves" in extra:
+        from sjscc.training.selection import format_halves
+
+        report["halves"] = extra["halves"]
+        print(format_halves(report["halves"]), flush=True)
+
+
+def _add_halves(report: dict[str, Any], bundle: str, channels: list[str], probabilities: list[float],
+                args: argparse.Namespace) -> None:
+    """Add the sweep split into halves A and B (``--halves``) to a bundle's report and print it."""
+    from sjscc.training.selection import evaluate_halves, format_halves
+
+    report["halves"] = evaluate_halves(bundle, args.halves, args.data_root, args.dataset, args.split, channels,
+                                       probabilities, args.repeats, args.seed, args.batch_size, args.limit,
+                                       args.device, args.erasure_policy, args.download)
+    print(format_halves(report["halves"]), flush=True)
 
 
 def run_plot(args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ from sjscc.common.devices import select_device
 from sjscc.common.model import SplitModel
 from sjscc.training.data import Normalize
 from sjscc.training.evaluate import DEFAULT_BATCH_SIZE, EncodedSet, _index_batches, channel_seed, encode, load_eval_data
+from sjscc.training.selection import DEFAULT_MARGIN, HalfTally, select_thresholds, split_halves
 
 
 def parse_thresholds(text: str | Sequence[float]) -> list[float]:
@@ -102,8 +103,13 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 def progressive_sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str],
                       probabilities: Sequence[float], thresholds: Sequence[float], repeats: int = 10, seed: int = 0,
                       device: torch.device | str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
-                      erasure_policy: str = "random") -> list[dict[str, Any]]:
-    """Fixed-prefix rows (t = 1..T) and confidence rows (one per threshold) for every (channel, p)."""
+                      erasure_policy: str = "random",
+                      halves: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[dict[str, Any]]:
+    """Fixed-prefix rows (t = 1..T) and confidence rows (one per threshold) for every (channel, p).
+
+    ``halves`` (two index tensors, :func:`sjscc.training.selection.split_halves`) adds to every row its numbers
+    on each half (``"halves": {"A": ..., "B": ...}``), so a threshold can be picked on one and reported on the
+    other."""
     check_prefix_codec(model)
     if thresholds and not is_progressive(model.codec):
         raise ValueError("a confidence sweep needs a progressive codec (snn-progressive)")
@@ -121,6 +127,8 @@ def progressive_sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence
             by_threshold: dict[float, dict[str, list]] = {tau: {"acc": [], "steps": [], "hist": []}
                                                           for tau in thresholds}
             n = max(1, len(encoded))
+            prefix_halves = [HalfTally(halves) for _ in range(steps)] if halves is not None else None
+            rule_halves = {tau: HalfTally(halves) for tau in thresholds} if halves is not None else None
             for repeat in range(repeats):
                 generator = torch.Generator(device=device).manual_seed(channel_seed(seed, repeat, p_index))
                 probs = prefix_probabilities(model, encoded, channel, p, generator, device, batch_size,
@@ -129,17 +137,23 @@ def progressive_sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence
                 correct = predicted == labels.unsqueeze(0)
                 for t in range(steps):
                     prefix_hits[t].append(int(correct[t].sum()) / n)
+                    if prefix_halves is not None:
+                        prefix_halves[t].add(correct[t], torch.full_like(confidence[t], (t + 1) * bits_per_step))
                 for tau, acc in by_threshold.items():
                     stop = stopping_step(confidence, tau)
                     hit = correct.gather(0, (stop - 1).long().unsqueeze(0))[0]
                     acc["acc"].append(int(hit.sum()) / n)
                     acc["steps"].append(float(stop.float().mean()))
                     acc["hist"].append(torch.bincount(stop.long() - 1, minlength=steps).tolist())
+                    if rule_halves is not None:
+                        rule_halves[tau].add(hit, stop.float() * bits_per_step)
             for t in range(steps):
                 mean, std = _mean_std(prefix_hits[t])
                 rows.append({"channel": channel, "p": float(p), "mode": "prefix", "timesteps": t + 1,
                              "accuracy_mean": mean, "accuracy_std": std, "repeats": repeats,
                              "mean_payload_bits": float((t + 1) * bits_per_step), "accuracies": prefix_hits[t]})
+                if prefix_halves is not None:
+                    rows[-1]["halves"] = prefix_halves[t].summary()
             for tau, acc in by_threshold.items():
                 mean, std = _mean_std(acc["acc"])
                 mean_steps = sum(acc["steps"]) / repeats
@@ -148,6 +162,8 @@ def progressive_sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence
                              "accuracy_mean": mean, "accuracy_std": std, "repeats": repeats,
                              "mean_steps": mean_steps, "mean_payload_bits": mean_steps * bits_per_step,
                              "steps_distribution": distribution, "accuracies": acc["acc"]})
+                if rule_halves is not None:
+                    rows[-1]["halves"] = rule_halves[tau].summary()
     return rows
 
 
@@ -155,10 +171,13 @@ def evaluate_progressive(path: str | Path, thresholds: Sequence[float], data_roo
                          dataset: str | None = None, split: str = "test", channels: Sequence[str] = ("bsc",),
                          probabilities: Sequence[float] = (0.0,), repeats: int = 10, seed: int = 0,
                          batch_size: int = DEFAULT_BATCH_SIZE, limit: int = 0, device: str = "auto",
-                         erasure_policy: str = "random", download: bool = False) -> dict[str, Any]:
+                         erasure_policy: str = "random", download: bool = False, halves_seed: int | None = None,
+                         margin: float = DEFAULT_MARGIN) -> dict[str, Any]:
     """The progressive part of an ``sjscc eval`` report: rows for ``results`` and what they were measured with.
 
-    A fixed-T bundle is refused with a ValueError that names its codec.
+    ``halves_seed`` splits the images into halves A and B (:mod:`sjscc.training.selection`): every row gets its
+    numbers per half, and with thresholds the result has ``halves`` with the threshold picked on A per
+    (channel, p) and its accuracy on B. A fixed-T bundle is refused with a ValueError that names its codec.
     """
     bundle = load_bundle(path)
     if thresholds and not bundle.progressive:
@@ -168,11 +187,16 @@ def evaluate_progressive(path: str | Path, thresholds: Sequence[float], data_roo
     torch_device = select_device(device)
     model = bundle.build(device=torch_device)
     encoded = encode(model, data, Normalize(bundle.spec.mean, bundle.spec.std), torch_device, batch_size)
+    halves = split_halves(encoded.labels, halves_seed) if halves_seed is not None else None
     rows = progressive_sweep(model, encoded, channels, probabilities, thresholds, repeats, seed, torch_device,
-                             batch_size, erasure_policy)
+                             batch_size, erasure_policy, halves)
     bits_per_step = int(encoded.bits[0, 0].numel()) if len(encoded) else 0
-    return {"rows": rows, "progressive": {"bits_per_step": bits_per_step, "thresholds": list(thresholds),
-                                          "feedback": "error-free"}}
+    out: dict[str, Any] = {"rows": rows, "progressive": {"bits_per_step": bits_per_step,
+                                                         "thresholds": list(thresholds), "feedback": "error-free"}}
+    if halves is not None:
+        out["halves"] = {"seed": halves_seed, "n_images": [len(h) for h in halves],
+                         "selection": select_thresholds(rows, margin) if thresholds else []}
+    return out
 
 
 def format_progressive_table(report: dict[str, Any]) -> str:
