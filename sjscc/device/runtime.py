@@ -78,7 +78,8 @@ class OnnxRuntime:
         if threads < 0:
             raise ValueError(f"threads must be >= 0 (0: ONNX Runtime's default), got {threads}")
         if optimization not in OPTIMIZATION_LEVELS:
-            raise ValueError(f"unknown graph optimisation {optimization!r}; use one of {', '.join(OPTIMIZATION_LEVELS)}")
+            raise ValueError(f"unknown graph optimisation {optimization!r}; use one of "
+                             f"{', '.join(OPTIMIZATION_LEVELS)}")
         levels = onnxruntime.GraphOptimizationLevel
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = {"off": levels.ORT_DISABLE_ALL, "basic": levels.ORT_ENABLE_BASIC,

@@ -11,6 +11,7 @@ import onnx
 import onnxruntime
 import pytest
 import torch
+from conftest import tiny_spec
 from PIL import Image
 
 from sjscc.common import bitstream
@@ -25,7 +26,6 @@ from sjscc.device.export import (
 )
 from sjscc.device.pipeline import DevicePipeline, preprocess
 from sjscc.device.runtime import OnnxRuntime, TorchRuntime, build_runtime
-from conftest import tiny_spec
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "cat", "hubble_deep_field")
