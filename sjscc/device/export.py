@@ -72,10 +72,9 @@ def integrate_and_fire(currents: list[torch.Tensor], v_threshold: float) -> list
     """Soft-reset IF over T steps with plain tensor operations: ``m_t = m_{t-1} + I_t; S_t = [m_t >= V_th];
     m_t -= S_t V_th``, m_0 = 0. Returns S_1..S_T as float tensors in {0, 1}: SpikingJelly's ``IFNode(v_reset=None)``
     to the bit (its charge is the same float32 add, and ``m - V_th >= 0`` is ``m >= V_th`` in IEEE arithmetic)."""
-    membrane = torch.zeros_like(currents[0])
     spikes = []
-    for current in currents:
-        membrane = membrane + current
+    for step, current in enumerate(currents):
+        membrane = current if step == 0 else membrane + current  # m_0 = 0 and 0 + I is I exactly
         spike = (membrane >= v_threshold).to(current.dtype)
         membrane = membrane - spike * v_threshold
         spikes.append(spike)
@@ -95,9 +94,9 @@ class SNNEncoderGraph(nn.Module):
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
         current1 = self.conv1(feature)
         spikes1 = integrate_and_fire([current1] * self.timesteps, self.v_threshold)
-        current2 = self.conv2(torch.cat(spikes1, 0))  # [T*B, c2, h, w], t-major
-        steps = current2.reshape(self.timesteps, -1, *current2.shape[1:])
-        spikes2 = integrate_and_fire([steps[t] for t in range(self.timesteps)], self.v_threshold)
+        # One Conv2 per step, not one over a [T*B] batch: splitting a dynamic batch back into steps would need
+        # Shape/Slice operators, and per-image convolution sums are the same either way.
+        spikes2 = integrate_and_fire([self.conv2(spikes) for spikes in spikes1], self.v_threshold)
         return torch.stack(spikes2, 1)
 
 

@@ -184,3 +184,46 @@ def test_the_pipeline_sends_the_same_payload_on_either_runtime() -> None:
         assert encoded["onnx"].payload == encoded["torch"].payload, name
         assert len(encoded["onnx"].payload) == bitstream.payload_bytes(bundle.payload_shape)
 
+
+
+@pytest.mark.slow
+def test_rest_answers_are_the_same_with_runtime_onnx(tiny_bundle, tmp_path) -> None:
+    """One edge, a torch device and an ONNX device (chosen by SJSCC_RUNTIME): the same answer to the same upload."""
+    import os
+
+    import httpx
+    from skimage import data
+
+    from sjscc.tools.services import device_is_ready, edge_is_serving, free_port, start_service, wait_until
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SJSCC_")}
+    env.update(PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    edge_address = f"127.0.0.1:{free_port()}"
+    started = [start_service("edge", ["edge", "--bundle", str(tiny_bundle.path), "--host", "127.0.0.1",
+                                      "--port", edge_address.rsplit(":", 1)[1]], tmp_path, env)]
+    urls = {}
+    try:
+        wait_until(lambda: edge_is_serving(edge_address), started[0], 120.0)
+        for runtime in ("torch", "onnx"):
+            port = free_port()
+            started.append(start_service(f"device-{runtime}", [
+                "device", "--bundle", str(tiny_bundle.path), "--edge", edge_address, "--port", str(port),
+            ], tmp_path, {**env, "SJSCC_RUNTIME": runtime}))
+            urls[runtime] = f"http://127.0.0.1:{port}"
+        for runtime, service in zip(urls, started[1:], strict=True):
+            wait_until(lambda url=urls[runtime]: device_is_ready(url), service, 120.0)
+        assert "runtime onnx" in started[2].log_tail()
+        for name, params in (("chelsea", {}), ("astronaut", {}), ("coffee", {"channel": "bsc", "p": 0.1, "seed": 3})):
+            buffer = io.BytesIO()
+            Image.fromarray(getattr(data, name)()).save(buffer, format="PNG")
+            answers = {runtime: httpx.post(f"{url}/v1/classify", params=params, timeout=30.0,
+                                           files={"image": ("x.png", buffer.getvalue(), "image/png")})
+                       for runtime, url in urls.items()}
+            assert {r.status_code for r in answers.values()} == {200}, {k: r.text for k, r in answers.items()}
+            torch_answer, onnx_answer = (answers[r].json() for r in ("torch", "onnx"))
+            for key in ("label", "class_index", "top", "model_id", "bits"):
+                assert onnx_answer[key] == torch_answer[key], (name, key)
+            assert onnx_answer["channel"]["flipped_bits"] == torch_answer["channel"]["flipped_bits"]
+    finally:
+        for service in reversed(started):
+            service.stop()
