@@ -72,9 +72,10 @@ def integrate_and_fire(currents: list[torch.Tensor], v_threshold: float) -> list
     """Soft-reset IF over T steps with plain tensor operations: ``m_t = m_{t-1} + I_t; S_t = [m_t >= V_th];
     m_t -= S_t V_th``, m_0 = 0. Returns S_1..S_T as float tensors in {0, 1}: SpikingJelly's ``IFNode(v_reset=None)``
     to the bit (its charge is the same float32 add, and ``m - V_th >= 0`` is ``m >= V_th`` in IEEE arithmetic)."""
+    membrane = currents[0]  # m_0 = 0 and 0 + I_1 is I_1 exactly: no zeros tensor (no Shape operators) needed
     spikes = []
     for step, current in enumerate(currents):
-        membrane = current if step == 0 else membrane + current  # m_0 = 0 and 0 + I is I exactly
+        membrane = membrane + current if step else membrane
         spike = (membrane >= v_threshold).to(current.dtype)
         membrane = membrane - spike * v_threshold
         spikes.append(spike)
@@ -314,7 +315,7 @@ def describe(exported: ExportedModel) -> str:
 
 
 def run_export(args: Any) -> int:
-    """``sjscc export-device``: export, optionally record in the manifest, print what was written."""
+    """``sjscc export-device`` (parser in :mod:`sjscc.device.commands`): export, optionally record, print the files."""
     from sjscc.common.bundle import load_bundle
 
     bundle = load_bundle(args.bundle)
@@ -325,26 +326,3 @@ def run_export(args: Any) -> int:
         record_in_manifest(bundle, exported)
         print(f"recorded {exported.onnx.name} in {bundle.path / MANIFEST} (model id {bundle.model_id} unchanged)")
     return 0
-
-
-def add_export_command(sub: Any) -> None:
-    """Register ``sjscc export-device`` on the root parser's subcommands (the CLI imports the rest lazily)."""
-    export = sub.add_parser(
-        "export-device", help="write the device half (head + encoder) as an ONNX model, its .ort form and a "
-                              "mobile usability report",
-        description="Export the device half of a bundle as ONNX: preprocessed image [B,3,S,S] float32 in, "
-                    "bits [B,T,c2,h2,w2] uint8 out (packed outside the graph), batch axis dynamic, BN folded, "
-                    "the T spiking steps unrolled. Also writes FILE.ort and FILE.required_operators.config "
-                    "(ONNX Runtime Mobile) and FILE.mobile_usability.txt beside it.")
-    export.add_argument("--bundle", default="bundles/default", help="model bundle folder")
-    export.add_argument("--out", required=True, metavar="FILE.onnx", help="where to write the ONNX model")
-    export.add_argument("--target-platform", choices=["arm", "amd64"], default="arm",
-                        help="platform the .ort file's fixed optimisations are made for (phones: arm)")
-    export.add_argument("--no-ort", action="store_true", help="skip the .ort conversion")
-    export.add_argument("--no-mobile-report", action="store_true", help="skip the mobile usability check")
-    export.add_argument("--record", action="store_true",
-                        help="name the file and its SHA-256 in the bundle's manifest (FILE must be inside the bundle "
-                             "folder); `sjscc device --runtime onnx` then loads it instead of exporting at start")
-    export.set_defaults(func=run_export)
-
-

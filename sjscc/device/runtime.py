@@ -22,8 +22,8 @@ import torch
 
 from sjscc.common.bundle import Bundle
 from sjscc.common.devices import select_device
+from sjscc.device.settings import RUNTIMES
 
-RUNTIMES = ("torch", "onnx")
 # ORT graph optimisation levels by name: "all" is what serving uses; "off" is the reference the agreement check
 # compares against (no fusion, no layout change: the exported graph as written).
 OPTIMIZATION_LEVELS = ("off", "basic", "extended", "all")

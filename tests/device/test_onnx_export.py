@@ -227,3 +227,18 @@ def test_rest_answers_are_the_same_with_runtime_onnx(tiny_bundle, tmp_path) -> N
     finally:
         for service in reversed(started):
             service.stop()
+
+
+def test_the_export_command_writes_the_files_and_records_them(tmp_path, capsys) -> None:
+    from sjscc.cli import main
+
+    bundle = _bundle(tmp_path, "cnn-q4")
+    out = bundle.path / "device.onnx"
+    assert main(["export-device", "--bundle", str(bundle.path), "--out", str(out), "--no-mobile-report",
+                 "--record"]) == 0
+    printed = capsys.readouterr().out
+    assert "device.ort (ORT format)" in printed and f"model id {bundle.model_id} unchanged" in printed
+    assert out.with_suffix(".ort").is_file() and not out.with_name("device.mobile_usability.txt").exists()
+    assert load_bundle(bundle.path).manifest["exports"]["onnx"]["operators"][0] == "Add"
+    assert main(["export-device", "--bundle", str(bundle.path), "--out", str(tmp_path / "d.pt")]) == 2
+    assert "must end in .onnx" in capsys.readouterr().err
