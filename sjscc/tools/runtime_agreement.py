@@ -49,7 +49,8 @@ def mismatch_summary(reference: torch.Tensor, other: torch.Tensor) -> dict[str, 
     return {"bits": int(differ.numel()), "differing_bits": int(differ.sum()),
             "bit_mismatch": float(differ.float().mean()), "images_touched": int(differ.flatten(1).any(1).sum()),
             "differing_bits_per_step": [int(c) for c in per_step],
-            "first_step_with_a_difference": (steps_with_flips[0] + 1) if steps_with_flips else None}
+            "first_step_with_a_difference": (steps_with_flips[0] + 1) if steps_with_flips else None,
+            "touched_image_indices": [int(i) for i in torch.nonzero(differ.flatten(1).any(1)).flatten()[:50]]}
 
 
 def accuracies(model, encoded: EncodedSet, p: float, repeats: int, seed: int) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def measure(bundle_path: str, data_root: str, p: float = 0.2, repeats: int = 3, 
     normalize = Normalize(tuple(bundle.spec.mean), tuple(bundle.spec.std))
     start = time.perf_counter()
     reference = encode_with(TorchRuntime(bundle), data.images, normalize)
-    report: dict[str, Any] = {"bundle": bundle.model_id, "bundle_path": str(bundle_path), "dataset": "cifar10",
+    report: dict[str, Any] = {"model_id": bundle.model_id, "bundle_path": str(bundle_path), "dataset": "cifar10",
                               "split": "val", "n_images": len(data), "payload_bits": bundle.manifest["payload_bits"],
                               "torch": {"encode_s": time.perf_counter() - start,
                                         **accuracies(model, EncodedSet(reference, data.labels), p, repeats, seed)},
@@ -78,7 +79,39 @@ def measure(bundle_path: str, data_root: str, p: float = 0.2, repeats: int = 3, 
         bits = encode_with(OnnxRuntime(bundle, optimization=level), data.images, normalize)
         report["onnx"][level] = {"encode_s": time.perf_counter() - start, **mismatch_summary(reference, bits),
                                  **accuracies(model, EncodedSet(bits, data.labels), p, repeats, seed)}
+        touched = report["onnx"][level]["touched_image_indices"]
+        if touched and bundle.manifest["codec"].startswith("snn"):
+            report["onnx"][level]["where"] = locate_differences(bundle, normalize(data.images[touched]), bits[touched])
     return report
+
+
+@torch.no_grad()
+def locate_differences(bundle, images: torch.Tensor, onnx_bits: torch.Tensor) -> dict[str, Any]:
+    """Where the torch and the exported SNN device halves part, layer by layer, on the images whose bits differ.
+
+    Runs the exported graph's arithmetic in torch (BN folded, plain IF) beside the bundle's modules and compares
+    the split feature, the first IF layer's spikes and the second's, per time step; ``onnx_reproduced`` says
+    whether those torch-folded bits are the ONNX Runtime bits (then the folding, not the runtime, moves them).
+    """
+    from sjscc.device.export import device_graph, integrate_and_fire
+
+    model = bundle.build(halves=("device",))
+    graph = device_graph(bundle)
+    encoder, folded = model.codec.encoder, graph.encoder
+    feature, feature_folded = model.head(images), graph.head(images)
+    current = encoder.block1(feature)
+    (spikes1,) = encoder.if1(current.unsqueeze(0).expand(encoder.timesteps, *current.shape))
+    spikes1_folded = torch.stack(integrate_and_fire([folded.conv1(feature_folded)] * folded.timesteps,
+                                                    folded.v_threshold))
+    bits, bits_folded = encoder(feature), graph(images)
+
+    def per_step(a: torch.Tensor, b: torch.Tensor) -> list[int]:  # [T, B, ...] time-major
+        return [int(c) for c in (a != b).flatten(2).sum((1, 2))]
+
+    return {"images": len(images), "feature_max_abs_difference": float((feature - feature_folded).abs().max()),
+            "layer1_flips_per_step": per_step(spikes1, spikes1_folded),
+            "layer2_flips_per_step": per_step(bits.transpose(0, 1), bits_folded.float().transpose(0, 1)),
+            "onnx_reproduced": bool(torch.equal(bits_folded.float(), onnx_bits.float()))}
 
 
 def main(argv: list[str] | None = None) -> int:
