@@ -239,6 +239,7 @@ def convert_to_ort(path: Path, target_platform: str = "arm") -> tuple[Path, Path
     """``device.ort`` (optimisations fixed for ``target_platform``) and the operator config for a reduced build."""
     from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
 
+    logging.getLogger("ort_format_model.utils").setLevel(logging.WARNING)  # it logs each config file it writes
     with contextlib.redirect_stdout(io.StringIO()):
         convert_onnx_models_to_ort(path, output_dir=path.parent, optimization_styles=[OptimizationStyle.Fixed],
                                    target_platform=target_platform)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -27,6 +28,7 @@ from sjscc.device.export import (
 from sjscc.device.pipeline import DevicePipeline, preprocess
 from sjscc.device.runtime import OnnxRuntime, TorchRuntime, build_runtime
 
+BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "cat", "hubble_deep_field")
 # Spike mismatch allowed between the torch and the ONNX Runtime device halves: the issue's target (1e-4) over the
@@ -96,7 +98,7 @@ def test_the_shipped_bundles_agree_on_photos() -> None:
     """The trained default (SNN) and CNN-q8 bundles, six photos: at most MAX_MISMATCH of their 3,072 bits differ."""
     photos = _photo_tensors()
     for name in ("default", "baseline-cnn-q8"):
-        bundle = load_bundle(f"bundles/{name}")
+        bundle = load_bundle(BUNDLES / name)
         torch_bits = TorchRuntime(bundle)(photos)
         onnx_bits = OnnxRuntime(bundle)(photos)
         assert _mismatch(onnx_bits, torch_bits) <= MAX_MISMATCH, name
@@ -174,7 +176,7 @@ def test_runtime_settings_are_checked(tmp_path) -> None:
 def test_the_pipeline_sends_the_same_payload_on_either_runtime() -> None:
     from skimage import data
 
-    bundle = load_bundle("bundles/default")
+    bundle = load_bundle(BUNDLES / "default")
     pipelines = {name: DevicePipeline(bundle, runtime=name, max_batch_size=1) for name in ("torch", "onnx")}
     assert pipelines["onnx"].runtime.name == "onnx"
     for name in PHOTOS[:3]:
