@@ -24,12 +24,13 @@ __all__ = ["DEFAULT_BUNDLE", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The root parser: ``train``, ``edge``, ``device``, ``demo``, ``eval``, ``plot``, ``bench``."""
+    """The root parser: ``train``, ``edge``, ``device``, ``export-device``, ``demo``, ``eval``, ``plot``, ``bench``."""
     parser = Parser(prog="sjscc", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     training_commands.add_train(sub)
     edge_commands.add_command(sub)
     device_commands.add_command(sub)
+    device_commands.add_export_command(sub)
     tool_commands.add_demo(sub)
     training_commands.add_eval(sub)
     training_commands.add_plot(sub)

@@ -23,7 +23,7 @@ from PIL import Image, ImageOps
 
 from sjscc.common import bitstream
 from sjscc.common.bundle import Bundle, BundleHalf
-from sjscc.common.devices import select_device
+from sjscc.device.runtime import build_runtime
 
 DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
 # A 4096 x 4096 picture (a 12-megapixel phone photo fits) decodes to at most 48 MB of RGB. The model sees
@@ -197,40 +197,35 @@ class EncodedImage:
 
 
 class DevicePipeline(BundleHalf):
-    """The device half of one bundle: backbone head and SNN encoder.
+    """The device half of one bundle: backbone head and SNN encoder, run by a :mod:`sjscc.device.runtime`
+    (``torch`` or ``onnx``; ``threads``: the ONNX runtime's intra-op threads, 0 for its default).
 
-    The spiking neurons keep state during a forward pass, so concurrent requests (FastAPI runs this in a
-    thread pool) take turns on the model; image decoding runs outside the lock. With ``max_batch_size`` > 1
-    concurrent requests share forward passes through an :class:`EncoderBatcher`.
+    Image decoding runs in the request's thread; with ``max_batch_size`` > 1 concurrent requests share forward
+    passes through an :class:`EncoderBatcher`.
     """
 
     def __init__(self, bundle: Bundle, device: str = "cpu", max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
-                 max_image_pixels: int | None = None, max_batch_size: int = 32) -> None:
+                 max_image_pixels: int | None = None, max_batch_size: int = 32, runtime: str = "torch",
+                 threads: int = 0) -> None:
         super().__init__(bundle)
-        self.device = select_device(device)
-        model = bundle.build(halves=("device",), device=self.device)
-        self.head = model.head
-        self.encoder = model.codec.encoder
+        self.runtime = build_runtime(runtime, bundle, device, threads)
         self.image_size = bundle.spec.image_size
         self.mean = tuple(bundle.spec.mean)
         self.std = tuple(bundle.spec.std)
         self.max_image_bytes = max_image_bytes
         self.max_image_pixels = max_image_pixels or max_pixels_for(self.image_size)
-        self._model_lock = threading.Lock()
         self.batcher = EncoderBatcher(self.encode_tensor, max_batch_size) if max_batch_size > 1 else None
 
     def warmup(self) -> None:
         """One forward pass on zeros, so the first real request does not pay for lazy initialisation."""
         self.encode_tensor(torch.zeros(1, 3, self.image_size, self.image_size))
 
-    @torch.inference_mode()
     def encode_tensor(self, images: torch.Tensor) -> torch.Tensor:
-        """Spikes ``[B, T, c2, h2, w2]`` in {0, 1} for normalized images ``[B, 3, S, S]``."""
-        with self._model_lock:
-            bits = self.encoder(self.head(images.to(self.device)))
+        """Spikes ``[B, T, c2, h2, w2]`` in {0, 1} (CPU) for normalized images ``[B, 3, S, S]``, by the runtime."""
+        bits = self.runtime(images)
         if tuple(bits.shape[1:]) != self.payload_shape:
             raise RuntimeError(f"encoder produced {list(bits.shape[1:])}, bundle says {list(self.payload_shape)}")
-        return bits.cpu()
+        return bits
 
     def encode_image(self, data: bytes) -> EncodedImage:
         """Upload bytes -> payload bytes, timed stage by stage."""

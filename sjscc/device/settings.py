@@ -30,6 +30,8 @@ from sjscc.common.cli_support import (
 
 RPC_TIMEOUT_S = 5.0
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
+# What runs head + encoder (sjscc/device/runtime.py); named here so the parser does not load torch or onnxruntime.
+RUNTIMES = ("torch", "onnx")
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("--bundle", "SJSCC_BUNDLE", DEFAULT_BUNDLE, "model bundle folder"),
@@ -78,6 +80,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("--max-batch-size", "SJSCC_DEVICE_MAX_BATCH_SIZE", 32,
             "most concurrent requests that share one head + encoder pass (1: no batching)", POSITIVE_INT),
     Setting("--torch-threads", "SJSCC_TORCH_THREADS", 0, TORCH_THREADS_HELP, NON_NEGATIVE_INT),
+    Setting("--runtime", "SJSCC_RUNTIME", "torch",
+            "what runs head + encoder: torch (the bundle's modules) or onnx (the device half exported to ONNX, in "
+            "ONNX Runtime on the CPU: the file the manifest records, else exported at start); same answers. "
+            "--torch-threads also sets ONNX Runtime's intra-op threads", named_choice("runtime", RUNTIMES),
+            "{" + ",".join(RUNTIMES) + "}"),
 )
 
 
@@ -109,6 +116,7 @@ class DeviceSettings:
     keepalive: float
     max_batch_size: int
     torch_threads: int
+    runtime: str
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> DeviceSettings:

@@ -11,6 +11,8 @@ One run, on one machine, so that ratios cancel the machine's speed:
   in steady state, counted by :class:`sjscc.tools.tcpcount.CountingProxy` between a second device and the edge;
   compression against the float32 feature and the PNG/JPEG of the input image;
 - **pack + channel + unpack** in Gbit/s on a payload of 1 Mbit (2^20 bits);
+- **device half** (head + encoder alone) in each runtime, torch and ONNX Runtime (:mod:`sjscc.tools.bench_device`),
+  and the in-process limit and REST at concurrency 1 and 32 again with ``sjscc device --runtime onnx``;
 - **scale**: p99 and throughput at more concurrent connections against one edge, and (``--edges 2``) two edge
   processes behind the device's gRPC client;
 - the **machine**: CPU model, cores, torch threads, library versions, date.
@@ -35,6 +37,7 @@ import torch
 
 from sjscc.common import bitstream
 from sjscc.common.channels import BinarySymmetricChannel, apply_to_payload
+from sjscc.tools.bench_device import device_half_speed, format_device_half
 from sjscc.tools.loadgen import multipart_body
 from sjscc.tools.machine import machine_info
 
@@ -84,15 +87,16 @@ def _median_s(fn, iterations: int, warmup: int = 2) -> float:
     return statistics.median(samples)
 
 
-def inprocess_limit(bundle_path: str, image: bytes, counts: Counts) -> dict[str, Any]:
-    """The same road as the services (image bytes -> label, channel included), in one process."""
+def inprocess_limit(bundle_path: str, image: bytes, counts: Counts, runtime: str = "torch") -> dict[str, Any]:
+    """The same road as the services (image bytes -> label, channel included), in one process; ``runtime`` runs
+    the device half (:mod:`sjscc.device.runtime`)."""
     from sjscc.common.bundle import load_bundle
     from sjscc.common.channels import build_channel
     from sjscc.device.pipeline import DevicePipeline, decode_image, preprocess
     from sjscc.edge.pipeline import EdgePipeline
 
     bundle = load_bundle(bundle_path)
-    device, edge = DevicePipeline(bundle), EdgePipeline(bundle, device="cpu")
+    device, edge = DevicePipeline(bundle, runtime=runtime), EdgePipeline(bundle, device="cpu")
     channel = build_channel(CHANNEL[0])
     generator = torch.Generator().manual_seed(0)
     shape = list(bundle.payload_shape)
@@ -207,7 +211,7 @@ class Services:
         wait_until(lambda: edge_is_serving(address), service)
         return address
 
-    def device(self, edge: str, name: str = "device") -> str:
+    def device(self, edge: str, name: str = "device", runtime: str = "torch") -> str:
         from sjscc.tools.services import device_is_ready, free_port, wait_until
 
         port = free_port()
@@ -217,6 +221,7 @@ class Services:
                                      # control (tests/device/test_admission.py): no shedding, no deadline missed.
                                      # (Devices older than admission control have no --max-in-flight.)
                                      "--rpc-timeout", str(BENCH_RPC_TIMEOUT_S),
+                                     *(["--runtime", runtime] if runtime != "torch" else []),
                                      *(["--max-in-flight", str(BENCH_MAX_IN_FLIGHT)] if self.source is None else [])])
         self.running.append(service)
         base = f"http://127.0.0.1:{port}"
@@ -247,6 +252,32 @@ def load(urls: list[str], body_file: Path, content_type: str, concurrency: int, 
     if set(result["statuses"]) != {"200"}:
         raise RuntimeError(f"the device answered with errors: {result['statuses']}")
     return result
+
+
+def _preprocessed(bundle_path: str, image: bytes) -> torch.Tensor:
+    """The test image as the device half receives it: decoded, resized, normalized ``[3, S, S]``."""
+    from sjscc.common.bundle import load_bundle
+    from sjscc.device.pipeline import decode_image, preprocess
+
+    spec = load_bundle(bundle_path).spec
+    return preprocess(decode_image(image, draft_size=spec.image_size), spec.image_size, spec.mean, spec.std)
+
+
+def onnx_road(bundle: str, png: bytes, counts: Counts, services: Services, edge: str, body_file: Path,
+              content_type: str) -> dict[str, Any]:
+    """The road again with ``--runtime onnx``: in-process limit and REST at concurrency 1 and 32, same edge."""
+    inprocess = inprocess_limit(bundle, png, counts, runtime="onnx")
+    device = services.device(edge, "device-onnx", runtime="onnx")
+    rest = {}
+    for concurrency in (1, 32):
+        rest[str(concurrency)] = load([device], body_file, content_type, concurrency, counts.requests[concurrency],
+                                      counts.warmup)
+        rest[str(concurrency)].pop("last_answer", None)
+    return {"inprocess_b1_ms": inprocess["inprocess_b1_ms"], "inprocess_best_ips": inprocess["inprocess_best_ips"],
+            "inprocess_best_batch": inprocess["inprocess_best_batch"], "rest": rest,
+            "e2e_p50_ms_c1": rest["1"]["p50_ms"], "e2e_p99_ms_c32": rest["32"]["p99_ms"],
+            "throughput_rps_c32": rest["32"]["throughput_rps"],
+            "rest_p50_c1_over_inprocess_b1": rest["1"]["p50_ms"] / inprocess["inprocess_b1_ms"]}
 
 
 def run_e2e(bundle: str, counts: Counts, edges: int = 1, threads: int = 0,
@@ -322,6 +353,7 @@ def run_e2e(bundle: str, counts: Counts, edges: int = 1, threads: int = 0,
                 result.pop("last_answer", None)
                 scale[f"{edges}_edges_c32"] = result
             report["scale"] = scale
+            report["onnx"] = onnx_road(bundle, png, counts, services, edge, body_file, content_type)
         finally:
             services.stop()
     report["ratios"] = {
@@ -329,11 +361,15 @@ def run_e2e(bundle: str, counts: Counts, edges: int = 1, threads: int = 0,
         "throughput_c32_over_inprocess_best": report["throughput_rps_c32"] / report["inprocess_best_ips"],
         "tcp_up_minus_payload_bytes": report["tcp_up_bytes_per_request"] - (report["payload_bits"] + 7) // 8,
     }
+    report["device_half"] = device_half_speed(bundle, _preprocessed(bundle, png), list(counts.batch_sizes),
+                                              counts.inprocess_iterations)
     report["targets"] = {
         "rest_p50_c1_le_1.25x_inprocess_b1": report["ratios"]["rest_p50_c1_over_inprocess_b1"] <= 1.25,
         "throughput_c32_ge_0.7x_inprocess_best": report["ratios"]["throughput_c32_over_inprocess_best"] >= 0.7,
         "pack_bsc_unpack_ge_1_gbps": report["pack_channel_unpack_gbps"] >= 1.0,
         "tcp_up_le_payload_plus_64": report["ratios"]["tcp_up_minus_payload_bytes"] <= 64,
+        "onnx_device_half_b1_le_0.5x_torch": report["device_half"]["onnx_over_torch_b1"] <= 0.5,
+        "onnx_rest_p50_c1_le_1.25x_its_inprocess_b1": report["onnx"]["rest_p50_c1_over_inprocess_b1"] <= 1.25,
     }
     return report
 
@@ -366,6 +402,11 @@ def format_e2e(report: dict[str, Any]) -> str:
         f"  ratios: REST p50 c1 / in-process b1 = {r['rest_p50_c1_over_inprocess_b1']:.2f}; "
         f"c32 req/s / in-process best = {r['throughput_c32_over_inprocess_best']:.2f}; "
         f"TCP up - payload = {r['tcp_up_minus_payload_bytes']:.1f} B",
+        format_device_half(report["device_half"]),
+        f"  --runtime onnx: in-process batch-1 {report['onnx']['inprocess_b1_ms']:.2f} ms, best "
+        f"{report['onnx']['inprocess_best_ips']:.1f} images/s; REST p50 c1 {report['onnx']['e2e_p50_ms_c1']:.2f} ms "
+        f"({report['onnx']['rest_p50_c1_over_inprocess_b1']:.2f}x its in-process b1), p99 c32 "
+        f"{report['onnx']['e2e_p99_ms_c32']:.2f} ms, {report['onnx']['throughput_rps_c32']:.1f} req/s at c32",
         "  targets met: " + ", ".join(f"{k}={'yes' if v else 'NO'}" for k, v in report["targets"].items()),
     ]
     return "\n".join(lines)

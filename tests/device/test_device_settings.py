@@ -23,6 +23,7 @@ SAMPLES = {
     "--api-token": ("t0k", "t0k"), "--edge-ca": ("/ca.pem", "/ca.pem"), "--tls-cert": ("/c.pem", "/c.pem"),
     "--tls-key": ("/k.pem", "/k.pem"), "--edge-server-name": ("edge.local", "edge.local"),
     "--keepalive": ("1.5", 1.5), "--max-batch-size": ("4", 4), "--torch-threads": ("2", 2),
+    "--runtime": ("onnx", "onnx"),
 }
 
 
@@ -75,3 +76,4 @@ def test_the_services_own_defaults_agree_with_the_table() -> None:
     assert client["rpc_timeout_s"].default == RPC_TIMEOUT_S
     assert client["keepalive_s"].default == next(s.default for s in SETTINGS if s.flag == "--keepalive")
     assert inspect.signature(DevicePipeline).parameters["max_image_bytes"].default == MAX_IMAGE_BYTES
+    assert inspect.signature(DevicePipeline).parameters["runtime"].default == "torch"

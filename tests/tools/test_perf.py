@@ -147,7 +147,13 @@ def test_bench_e2e_smoke_writes_every_key(tiny_bundle, tmp_path: Path) -> None:
         assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
     assert report["e2e_counts"].startswith("smoke")
     assert set(report["targets"]) == {"rest_p50_c1_le_1.25x_inprocess_b1", "throughput_c32_ge_0.7x_inprocess_best",
-                                      "pack_bsc_unpack_ge_1_gbps", "tcp_up_le_payload_plus_64"}
+                                      "pack_bsc_unpack_ge_1_gbps", "tcp_up_le_payload_plus_64",
+                                      "onnx_device_half_b1_le_0.5x_torch", "onnx_rest_p50_c1_le_1.25x_its_inprocess_b1"}
+    # the device half in both runtimes, and the road again with --runtime onnx
+    for runtime in ("torch", "onnx"):
+        assert report["device_half"][runtime]["b1_ms"] > 0 and report["device_half"][runtime]["best_ips"] > 0
+    assert report["device_half"]["onnx_over_torch_b1"] > 0
+    assert report["onnx"]["e2e_p50_ms_c1"] > 0 and set(report["onnx"]["rest"]["32"]["statuses"]) == {"200"}
 
 
 def test_device_batcher_shares_forward_passes_and_gives_each_request_its_own_spikes(default_halves) -> None:
