@@ -4,6 +4,7 @@ altered, or disagree with themselves. The tests change the processes, so they ru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -203,6 +204,17 @@ def test_readiness_is_503_when_the_edge_serves_another_model(pair, tmp_path) -> 
         time.sleep(0.2)
 
 
+def established_connections(port: int) -> int:
+    """Loopback TCP connections in state ESTABLISHED whose local port is ``port`` (the server's side), from /proc."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            for row in list(rows)[1:]:
+                local, state = row.split()[1], row.split()[3]
+                count += state == "01" and int(local.rsplit(":", 1)[1], 16) == port
+    return count
+
+
 def test_a_device_stopped_with_requests_in_flight_finishes_them(pair) -> None:
     from io import BytesIO
 
@@ -221,8 +233,13 @@ def test_a_device_stopped_with_requests_in_flight_finishes_them(pair) -> None:
         except httpx.HTTPError:
             return -1
 
+    port = int(pair.url.rsplit(":", 1)[1])
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = [pool.submit(post) for _ in range(4)]
+        # In flight means connected: on a loaded machine 0.3 s alone may pass before the clients have connected.
+        deadline = time.monotonic() + 10
+        while established_connections(port) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
         time.sleep(0.3)
         pair.device.process.send_signal(signal.SIGTERM)
         statuses = [future.result() for future in futures]
