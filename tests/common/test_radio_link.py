@@ -276,3 +276,24 @@ def test_settings_parse_text_forms() -> None:
 def test_throughput_is_measured() -> None:
     result = measure_throughput(batch=4, repeats=1)
     assert result["link_mbit_s"] > 0 and result["bits_per_call"] == 4 * 4096
+
+
+def test_closed_form_ber_matches_the_formulas_here() -> None:
+    from sjscc.common.channels.radio import closed_form_ber
+
+    for snr in (-2.0, 0.0, 4.0, 9.0):
+        assert closed_form_ber("awgn", LinkSettings(snr, "bpsk")) == pytest.approx(awgn_bpsk_ber(snr), rel=1e-9)
+        assert closed_form_ber("awgn", LinkSettings(snr, "qpsk")) == pytest.approx(awgn_bpsk_ber(snr), rel=1e-9)
+        assert closed_form_ber("awgn", LinkSettings(snr, "16qam")) == pytest.approx(qam16_gray_ber(snr), rel=1e-9)
+        assert closed_form_ber("rayleigh", LinkSettings(snr, "bpsk", 4)) == pytest.approx(rayleigh_bpsk_ber(snr))
+    # the numerical fade average of the BPSK AWGN curve reproduces the Rayleigh closed form
+    rayleigh_16qam = closed_form_ber("rayleigh", LinkSettings(4.0, "16qam"))
+    assert rayleigh_bpsk_ber(4.0) < rayleigh_16qam < 0.5
+
+
+def test_hard_ber_rayleigh_16qam_matches_quadrature() -> None:
+    from sjscc.common.channels.radio import closed_form_ber
+
+    settings = LinkSettings(6.0, "16qam", coherence=1)
+    ber = measured_ber("rayleigh", settings)
+    assert within_binomial_99(ber, closed_form_ber("rayleigh", settings), N_BITS, slack=0.02)

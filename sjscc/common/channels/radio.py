@@ -384,3 +384,40 @@ def measure_throughput(settings: LinkSettings | None = None, kind: str = "awgn",
         best = min(best, time.perf_counter() - start)
     return {"link_mbit_s": bits.numel() / best / 1e6, "bits_per_call": float(bits.numel()),
             "threads": float(torch.get_num_threads())}
+
+
+_ERFC = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _q(x: np.ndarray | float) -> np.ndarray:
+    """Gaussian tail ``Q(x) = erfc(x / sqrt 2) / 2``."""
+    return 0.5 * _ERFC(np.asarray(x, dtype=np.float64) / math.sqrt(2.0))
+
+
+def _awgn_ber(modulation: str, ebn0: np.ndarray) -> np.ndarray:
+    """Hard-decision BER over AWGN at linear Eb/N0: BPSK and Gray QPSK ``Q(sqrt(2 Eb/N0))``; Gray 16-QAM with
+    per-dimension threshold decisions ``(3 Q(x) + 2 Q(3x) - Q(5x)) / 4``, ``x = sqrt(4/5 Eb/N0)``."""
+    if modulation in ("bpsk", "qpsk"):
+        return _q(np.sqrt(2.0 * ebn0))
+    x = np.sqrt(0.8 * ebn0)
+    return (3 * _q(x) + 2 * _q(3 * x) - _q(5 * x)) / 4
+
+
+def closed_form_ber(kind: str, settings: LinkSettings) -> float:
+    """The link's hard-decision bit error rate in closed form: the ``p`` of its BSC equivalent.
+
+    AWGN: :func:`_awgn_ber`. Rayleigh (coherent, perfect CSI), averaged over the fade ``|h|^2 ~ Exp(1)``: BPSK and
+    QPSK ``(1 - sqrt(g / (1 + g))) / 2``; 16-QAM the AWGN expression averaged numerically (relative error
+    about 1e-7 on the BPSK case). The coherence time changes how errors cluster, not their mean rate. 16-QAM's
+    formula is for threshold decisions; the link's bit-wise MAP decisions differ from it by well under 2% (tested).
+    """
+    if kind not in LINK_KINDS:
+        raise ValueError(f"unknown radio link {kind!r}; known: {LINK_KINDS}")
+    ebn0 = 10.0 ** (settings.snr_db / 10.0) * settings.coderate  # energy per channel bit over N0
+    if kind == "awgn":
+        return float(_awgn_ber(settings.modulation, np.asarray(ebn0)))
+    if settings.modulation in ("bpsk", "qpsk"):
+        return 0.5 * (1.0 - math.sqrt(ebn0 / (1.0 + ebn0)))
+    # E[f(g |h|^2)] with |h|^2 = t^2 ~ Exp(1): the substitution removes the sqrt kink at 0 (trapezoid, 1e-7 rel.)
+    t = np.linspace(0.0, 8.0, 20001)
+    return float(np.trapezoid(_awgn_ber(settings.modulation, ebn0 * t * t) * np.exp(-t * t) * 2.0 * t, t))
