@@ -386,6 +386,9 @@ def bundle_label(manifest: dict[str, Any]) -> str:
     trained = f"trained {train.get('kind', '?')} p={train.get('p', '?')}" if train else "untrained channel"
     if train.get("p_max") is not None:
         trained += f"..{train['p_max']}"
+    if train.get("kind") in LINK_KINDS:
+        span = f"{train.get('snr_db')}" + (f"..{train['snr_db_max']}" if train.get("snr_db_max") is not None else "")
+        trained = f"trained {train['kind']} {train.get('modulation')} {train.get('decisions')} {span} dB"
     codec = manifest.get("codec", "?")
     if codec != "snn":
         return f"{codec}, {trained}"

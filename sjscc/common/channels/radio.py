@@ -101,7 +101,9 @@ class LinkSettings:
     ``snr_db``: Eb/N0 in dB per information bit. ``modulation``: bpsk | qpsk | 16qam (Gray).
     ``coherence``: packet | step | N symbols per fade (Rayleigh; AWGN ignores it). ``decisions``: hard | soft.
     ``soft_bits``: bits per quantised LLR on the wire for soft decisions (default 4). ``coderate``: the rate of
-    a channel code in front of the link (1 = uncoded), so that Eb is per information bit.
+    a channel code in front of the link (1 = uncoded), so that Eb is per information bit. ``snr_db_max``
+    (training over a range of SNRs): when set, every call draws its Eb/N0 uniformly from ``[snr_db, snr_db_max]``
+    (one draw per call, i.e. per batch, the first draw from the call's generator).
     """
 
     snr_db: float = 6.0
@@ -110,6 +112,7 @@ class LinkSettings:
     decisions: str = "hard"
     soft_bits: int = 4
     coderate: float = 1.0
+    snr_db_max: float | None = None
 
     def __post_init__(self) -> None:
         snr = _check_number("snr_db (Eb/N0 in dB)", self.snr_db)
@@ -132,6 +135,11 @@ class LinkSettings:
         if not 0.0 < rate <= 1.0:
             raise ValueError(f"coderate must be in (0, 1], got {self.coderate!r}")
         object.__setattr__(self, "coderate", rate)
+        if self.snr_db_max is not None:
+            high = _check_number("snr_db_max (Eb/N0 in dB)", self.snr_db_max)
+            if not snr <= high <= 60.0:
+                raise ValueError(f"snr_db_max must be in [snr_db, 60] = [{snr:g}, 60], got {self.snr_db_max!r}")
+            object.__setattr__(self, "snr_db_max", high)
 
     @property
     def bits_per_symbol(self) -> int:
@@ -142,16 +150,26 @@ class LinkSettings:
         """Bits the receiver forwards to the edge per payload bit: 1 (hard) or ``soft_bits`` (soft)."""
         return 1 if self.decisions == "hard" else self.soft_bits
 
-    def noise_power(self) -> float:
-        """``N0`` per complex symbol (E_s = 1) from Sionna's ``ebnodb2no``."""
+    def noise_power(self, snr_db: float | None = None) -> float:
+        """``N0`` per complex symbol (E_s = 1) at ``snr_db`` (default: this link's) from Sionna's ``ebnodb2no``."""
         from sionna.phy.utils import ebnodb2no
 
-        return float(ebnodb2no(self.snr_db, self.bits_per_symbol, self.coderate))
+        return float(ebnodb2no(self.snr_db if snr_db is None else snr_db, self.bits_per_symbol, self.coderate))
+
+    def draw_snr(self, generator: torch.Generator | None, device: torch.device) -> float:
+        """This call's Eb/N0: ``snr_db``, or uniform on ``[snr_db, snr_db_max]`` when a range is set."""
+        if self.snr_db_max is None:
+            return self.snr_db
+        u = float(torch.rand((), generator=generator, device=device))
+        return self.snr_db + (self.snr_db_max - self.snr_db) * u
 
     def describe(self) -> dict[str, object]:
-        """The settings as the answer's / eval row's fields."""
-        return {"snr_db": self.snr_db, "modulation": self.modulation, "coherence": self.coherence,
-                "decisions": self.decisions}
+        """The settings as the answer's / eval row's fields (``snr_db_max`` only when a range is set)."""
+        fields: dict[str, object] = {"snr_db": self.snr_db, "modulation": self.modulation,
+                                     "coherence": self.coherence, "decisions": self.decisions}
+        if self.snr_db_max is not None:
+            fields["snr_db_max"] = self.snr_db_max
+        return fields
 
 
 @dataclass(frozen=True)
@@ -282,7 +300,7 @@ class RadioChannel(NoiselessChannel):
         padded = sent.to(device=device, dtype=torch.float32)
         if symbols * bps != payload_bits:
             padded = torch.nn.functional.pad(padded, (0, symbols * bps - payload_bits))
-        no = settings.noise_power()
+        no = settings.noise_power(settings.draw_snr(generator, device))
         fade = self._fades(count, symbols, shape, generator, device) if self.fading else None
         llr = None
         if need_llr:
