@@ -421,6 +421,7 @@ def _awgn_ber(modulation: str, ebn0: np.ndarray) -> np.ndarray:
     return (3 * _q(x) + 2 * _q(3 * x) - _q(5 * x)) / 4
 
 
+@functools.lru_cache(maxsize=1024)
 def closed_form_ber(kind: str, settings: LinkSettings) -> float:
     """The link's hard-decision bit error rate in closed form: the ``p`` of its BSC equivalent.
 
