@@ -142,6 +142,9 @@ def run_eval(args: argparse.Namespace) -> int:
     snrs, link = parse_radio_options(args)
     bundles = args.bundle or [args.bundle_default]
     thresholds = _check_progressive(args, bundles)
+    if thresholds is not None and any(kind in ("awgn", "rayleigh") for kind in channels):
+        raise ValueError("--confidence/--prefixes sweep p on binary channels; they are not available with a radio "
+                         "link (awgn, rayleigh)")
     reports = []
     for bundle in bundles:
         report = evaluate_bundle(bundle, args.data_root, args.dataset, args.split, channels, probabilities,
