@@ -297,3 +297,17 @@ def test_hard_ber_rayleigh_16qam_matches_quadrature() -> None:
     settings = LinkSettings(6.0, "16qam", coherence=1)
     ber = measured_ber("rayleigh", settings)
     assert within_binomial_99(ber, closed_form_ber("rayleigh", settings), N_BITS, slack=0.02)
+
+
+def test_snr_range_draws_one_snr_per_call_within_it() -> None:
+    settings = LinkSettings(-2.0, "bpsk", snr_db_max=6.0)
+    draws = [settings.draw_snr(torch.Generator().manual_seed(s), torch.device("cpu")) for s in range(50)]
+    assert all(-2.0 <= d <= 6.0 for d in draws) and max(draws) - min(draws) > 5.0
+    assert settings.describe()["snr_db_max"] == 6.0
+    bits = random_bits((64, 1024))
+    link = build_channel("awgn", link=settings)
+    rates = {float(link.transmit(bits, generator=torch.Generator().manual_seed(s)).flipped.float().mean())
+             for s in range(4)}
+    assert len(rates) == 4 and all(awgn_bpsk_ber(6.5) < r < awgn_bpsk_ber(-2.5) for r in rates)
+    with pytest.raises(ValueError, match="snr_db_max"):
+        LinkSettings(4.0, snr_db_max=2.0)
