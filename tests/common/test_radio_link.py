@@ -1,9 +1,9 @@
 """The radio link (Sionna): BER against closed forms, LLR/hard agreement, seeding, coherence, wire format, errors.
 
 BER checks: each hard link's measured BER must fall in the binomial 99% interval ``p +- 2.576 sqrt(p(1-p)/n)``
-around its closed form, n = 2^20 bits (independent bits: Rayleigh with one fade per symbol). With 6 such checks
-a correct link fails one by chance with probability about 6%... only if the draws were fresh; they are seeded,
-so a pass is reproducible and a failure means the link or the formula moved.
+around its closed form, n = 2^20 bits (independent bits: Rayleigh with one fade per symbol). The draws are seeded,
+so a pass is reproducible and a failure means the link or the formula moved (with fresh draws each check would
+fail by chance 1% of the time).
 """
 
 from __future__ import annotations

@@ -62,7 +62,8 @@ DECISIONS = ("hard", "soft")
 COHERENCE_WORDS = ("packet", "step")
 LINK_KINDS = ("awgn", "rayleigh")
 LLR_CLIP = 8.0
-"""Soft decisions quantise the LLR on [-LLR_CLIP, +LLR_CLIP] (posteriors 0.00034 .. 0.99966)."""
+"""Soft decisions quantise the LLR on [-LLR_CLIP, +LLR_CLIP] (k = 4: outermost levels +-7.5, posteriors
+0.00055 .. 0.99945)."""
 SOFT_BITS_RANGE = (2, 8)
 
 
