@@ -132,12 +132,20 @@ def plot_link_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title
     """Accuracy (mean ± std over repeats) against Eb/N0 over radio links, one panel per (link, modulation,
     coherence); per bundle a solid line for hard and a dash-dot line for soft decisions, and a dotted line for the
     same bundle over BSC(p = the link's closed-form BER): where the dotted line and the link's line part, the BSC
-    abstraction no longer describes the link."""
+    abstraction no longer describes the link. Reports of one bundle (its hard and soft sweeps saved apart) are
+    merged first, so a bundle keeps one colour."""
+    merged: dict[str, dict[str, Any]] = {}
+    for report in reports:
+        if report["bundle"] in merged:
+            merged[report["bundle"]]["results"] = merged[report["bundle"]]["results"] + list(report["results"])
+        else:
+            merged[report["bundle"]] = {**report, "results": list(report["results"])}
+    reports = list(merged.values())
     rows_of = [[row for row in report["results"] if row.get("snr_db") is not None] for report in reports]
     panels = list(dict.fromkeys(_link_panel(row) for rows in rows_of for row in rows))
     if not panels:
         raise ValueError("the reports hold no radio-link results (rows with snr_db) to plot")
-    colours, labels = _colours(reports), _labels(reports)
+    colours, labels = [f"C{i % 10}" for i in range(len(reports))], _labels(reports)  # line style = decisions
     figure, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.2), squeeze=False)
     for axis, panel in zip(axes[0], panels, strict=True):
         for rows, colour, label in zip(rows_of, colours, labels, strict=True):
