@@ -77,7 +77,8 @@ ERRORS_BEFORE_THE_APP = {
     413: _error("the request body is over the upload limit, or the image has too many pixels"),
 }
 CLASSIFY_ERRORS = {
-    400: _error("bad query value (channel, p, seed), empty upload, or no 'image' field"),
+    400: _error("bad query value (channel, p, seed, snr_db, modulation, coherence, decisions, ...), an impossible "
+                "link setting, empty upload, or no 'image' field"),
     **ERRORS_BEFORE_THE_APP,
     415: _error(f"not an image in an accepted format ({', '.join(ACCEPTED_FORMATS)}), a corrupt or truncated one, "
                 f"or a body that is not multipart/form-data"),
@@ -139,7 +140,8 @@ def classification_answer(pipeline: DevicePipeline, encoded: EncodedImage, predi
                          latent_shape=list(pipeline.latent_shape), wire_bytes=report.wire_bytes,
                          data_frame_bytes=frame_bytes, firing_rate=round(encoded.firing_rate, 6)),
         channel=ChannelAnswer(kind=report.kind, p=report.p, seed=report.seed, flipped_bits=report.flipped_bits,
-                              erased_bits=report.erased_bits, burst=report.burst, interleave=report.interleave),
+                              erased_bits=report.erased_bits, burst=report.burst, interleave=report.interleave,
+                              **(report.link or {})),
         latency_ms=LatencyMs(device_compute=_ms(encoded.device_compute_ms), pack=_ms(encoded.pack_ms),
                              channel=_ms(report.channel_ms), rpc=_ms(rpc_ms), edge_compute=_ms(edge_compute_ms),
                              total=_ms((time.perf_counter() - start) * 1e3)),

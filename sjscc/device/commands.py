@@ -83,7 +83,9 @@ def run_device(args: argparse.Namespace) -> int:
     )
     pipeline.warmup()
     defaults = ChannelSettings(settings.channel, settings.p, settings.erasure_policy,
-                               burst=parse_burst(settings.burst), interleave=parse_interleave(settings.interleave))
+                               burst=parse_burst(settings.burst), interleave=parse_interleave(settings.interleave),
+                               snr_db=settings.snr_db, modulation=settings.modulation, coherence=settings.coherence,
+                               decisions=settings.decisions, soft_bits=settings.soft_bits)
     expected = ExpectedModel(pipeline.model_id, pipeline.codec, pipeline.timesteps, pipeline.latent_shape)
     client = EdgeClient(settings.edge, expected, defaults, seed=parse_seed(settings.seed),
                         rpc_timeout_s=settings.rpc_timeout, tls=tls, keepalive_s=settings.keepalive)

@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 import grpc
 import torch
 
+from sjscc.common.bitstream import pack_bits
 from sjscc.common.channels import (
     DEFAULT_BURST,
+    LINK_KINDS,
+    LinkSettings,
     NoiselessChannel,
     apply_to_payload,
     build_channel,
@@ -32,7 +35,18 @@ from sjscc.common.channels import (
     check_probability,
     gilbert_elliott_transitions,
 )
-from sjscc.common.params import parse_burst, parse_channel_kind, parse_interleave, parse_probability
+from sjscc.common.channels.radio import closed_form_ber, unpack_levels
+from sjscc.common.params import (
+    parse_burst,
+    parse_channel_kind,
+    parse_decisions,
+    parse_interleave,
+    parse_link_coherence,
+    parse_modulation,
+    parse_probability,
+    parse_snr_db,
+    parse_soft_bits,
+)
 from sjscc.proto import sjscc_pb2
 
 GRPC_MESSAGE_PREFIX_BYTES = 5  # compressed flag + 4-byte length, before every gRPC message
@@ -66,16 +80,38 @@ class ChannelSettings:
     erasure_policy: str = "random"
     burst: float = DEFAULT_BURST
     interleave: int | None = None
+    snr_db: float = 6.0
+    """Radio links (``awgn``, ``rayleigh``): Eb/N0 in dB; with ``modulation``, ``coherence``, ``decisions`` and
+    ``soft_bits`` these are :class:`sjscc.common.channels.LinkSettings` (ignored by the binary channels)."""
+    modulation: str = "bpsk"
+    coherence: str | int = "packet"
+    decisions: str = "hard"
+    soft_bits: int = 4
 
     def __post_init__(self) -> None:
+        if self.kind in LINK_KINDS:
+            link = self.link()  # raises a ValueError naming a bad SNR, modulation, coherence or decision
+            for name in ("snr_db", "modulation", "coherence", "decisions", "soft_bits"):
+                object.__setattr__(self, name, getattr(link, name))
         self.build()  # raises a ValueError naming the unknown kind/policy, a bad burst length or interleaver seed
         object.__setattr__(self, "p", check_probability(self.p))
         object.__setattr__(self, "burst", check_burst(self.burst))
         if self.kind == "ge":
             gilbert_elliott_transitions(self.p, self.burst)  # p <= L/(L+1)
 
+    @property
+    def radio(self) -> bool:
+        return self.kind in LINK_KINDS
+
+    def link(self) -> LinkSettings:
+        """The radio link's settings (meaningful for ``awgn`` and ``rayleigh`` only)."""
+        return LinkSettings(snr_db=self.snr_db, modulation=self.modulation, coherence=self.coherence,
+                            decisions=self.decisions, soft_bits=self.soft_bits)
+
     def build(self) -> NoiselessChannel:
         """The channel these settings describe, from the registry of :mod:`sjscc.common.channels`."""
+        if self.radio:
+            return build_channel(self.kind, interleave=self.interleave, link=self.link())
         return build_channel(self.kind, self.erasure_policy, self.burst, self.interleave)
 
 
@@ -85,18 +121,28 @@ REQUEST_OVERRIDES = {
     "p": ("p", parse_probability),
     "burst": ("burst", parse_burst),
     "interleave": ("interleave", parse_interleave),
+    "snr_db": ("snr_db", parse_snr_db),
+    "modulation": ("modulation", parse_modulation),
+    "coherence": ("coherence", parse_link_coherence),
+    "decisions": ("decisions", parse_decisions),
+    "soft_bits": ("soft_bits", parse_soft_bits),
 }
 
 
 def settings_for_request(defaults: ChannelSettings, channel: str | None = None,
                          p: str | float | None = None, burst: str | float | None = None,
-                         interleave: str | int | None = None) -> ChannelSettings:
+                         interleave: str | int | None = None, **link: str | float | None) -> ChannelSettings:
     """The deployment's settings with this request's ``channel``, ``p``, ``burst`` and/or ``interleave`` put
-    in (each optional; ``interleave="none"`` turns the deployment's interleaver off)."""
-    given = {"channel": channel, "p": p, "burst": burst, "interleave": interleave}
+    in (each optional; ``interleave="none"`` turns the deployment's interleaver off), and for a radio link any of
+    ``snr_db``, ``modulation``, ``coherence``, ``decisions``, ``soft_bits``. A radio link refuses the deployment's
+    interleaver with a clear error; a request can turn it off with ``interleave=none``."""
+    unknown = set(link) - set(REQUEST_OVERRIDES)
+    if unknown:
+        raise TypeError(f"unknown link settings {sorted(unknown)}")
+    given = {"channel": channel, "p": p, "burst": burst, "interleave": interleave, **link}
     changes: dict[str, object] = {}
     for name, (field_name, parse) in REQUEST_OVERRIDES.items():
-        if given[name] is not None:
+        if given.get(name) is not None:
             changes[field_name] = parse(given[name])
     return dataclasses.replace(defaults, **changes)
 
@@ -116,6 +162,9 @@ class ChannelReport:
     burst: float | None = None
     """GE's mean burst length (None for the other kinds)."""
     interleave: int | None = None
+    link: dict[str, object] | None = None
+    """Radio links: ``snr_db``, ``modulation``, ``coherence``, ``decisions`` (+ ``soft_bits`` for soft) and
+    ``symbols`` (channel uses spent); ``p`` is then the link's closed-form hard-decision BER."""
     # Only when the call asked to keep them (ChannelCall.keep_bits): the payload as sent, as received,
     # and which bits were erased, each packed like the payload. For showing the channel's damage.
     sent_payload: bytes | None = None
@@ -126,6 +175,8 @@ class ChannelReport:
         """Count ``other`` (one more step of the same stream) into this report."""
         for name in ("payload_bits", "flipped_bits", "erased_bits", "wire_bytes", "channel_ms"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        if self.link is not None and other.link is not None:
+            self.link = {**self.link, "symbols": int(self.link["symbols"]) + int(other.link["symbols"])}
 
 
 @dataclass
@@ -203,20 +254,35 @@ class ChannelInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         seed = call.seed if call is not None else None
         generator = generator if generator is not None else self.generator_for(call)
         keep_bits = call is not None and call.keep_bits
-        outcome = apply_to_payload(settings.build(), message.payload, self._shape(message), settings.p, generator,
+        shape = self._shape(message)
+        if settings.radio and settings.decisions == "soft" and isinstance(message, sjscc_pb2.EncodedStep):
+            raise ValueError("soft decisions are not available on progressive streams (a step carries bits): "
+                             "use decisions=hard or mode=fixed")
+        outcome = apply_to_payload(settings.build(), message.payload, shape, settings.p, generator,
                                    keep_erased_positions=keep_bits)
         received = type(message)()
         received.CopyFrom(message)
         received.payload = outcome.payload
         if outcome.erasure_mask is not None:
             received.erasure_mask = outcome.erasure_mask
-        report = ChannelReport(settings.kind, settings.p, seed if seed is not None else self.seed,
+        if outcome.soft_bits:
+            received.soft_bits = outcome.soft_bits  # the k-bit LLR levels cross the wire: wire_bytes counts them
+        p, link = settings.p, None
+        if settings.radio:
+            p = closed_form_ber(settings.kind, settings.link())
+            link = {**settings.link().describe(), "symbols": outcome.symbols}
+            if outcome.soft_bits:
+                link["soft_bits"] = outcome.soft_bits
+        report = ChannelReport(settings.kind, p, seed if seed is not None else self.seed,
                                outcome.payload_bits, outcome.flipped_bits, outcome.erased_bits,
                                received.ByteSize(), (time.perf_counter() - start) * 1e3,
                                burst=settings.burst if settings.kind == "ge" else None,
-                               interleave=settings.interleave)
+                               interleave=settings.interleave, link=link)
         if keep_bits:
             report.sent_payload, report.received_payload = message.payload, outcome.payload
+            if outcome.soft_bits:  # show the hard decisions the levels carry, packed like the payload
+                levels = unpack_levels(outcome.payload, outcome.payload_bits, outcome.soft_bits)
+                report.received_payload = pack_bits((levels >= 2 ** (outcome.soft_bits - 1)).astype("uint8"))
             report.erased_positions = outcome.erased_positions
         return received, report
 

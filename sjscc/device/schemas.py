@@ -52,6 +52,13 @@ class ChannelAnswer(_Answer):
     erased_bits: int = Field(ge=0)
     burst: float | None = Field(None, description="ge: the mean burst length (null for the other kinds)")
     interleave: int | None = Field(None, description="the bit interleaver's seed, null when none")
+    snr_db: float | None = Field(None, description="awgn/rayleigh: Eb/N0 in dB (null for the binary channels); p is "
+                                                   "then the link's closed-form hard-decision bit error rate")
+    modulation: str | None = Field(None, description="awgn/rayleigh: bpsk, qpsk or 16qam (Gray)")
+    coherence: str | int | None = Field(None, description="awgn/rayleigh: packet, step or N symbols per fade")
+    decisions: str | None = Field(None, description="awgn/rayleigh: hard (bits to the edge) or soft (quantised LLRs)")
+    soft_bits: int | None = Field(None, description="soft decisions: bits per quantised LLR sent to the edge")
+    symbols: int | None = Field(None, ge=0, description="awgn/rayleigh: channel uses spent on the payload")
 
 
 class LatencyMs(_Answer):

@@ -8,6 +8,7 @@ Every request is checked before it can join a batch, so one malformed request ne
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import torch
 
 from sjscc.common import bitstream
 from sjscc.common.bundle import Bundle, BundleHalf
+from sjscc.common.channels.radio import SOFT_BITS_RANGE, levels_to_probability, unpack_levels
 from sjscc.common.devices import select_device
 
 DEFAULT_TOP_K = 5
@@ -41,6 +43,8 @@ class EncodedRequest:
     request_id: str = ""
     erasure_mask: bytes | None = None
     top_k: int = 0
+    soft_bits: int = 0
+    """0: ``payload`` is bits; k: k-bit LLR levels of a soft-decision radio link (decoded to P(bit = 1))."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,9 @@ class EdgePipeline(BundleHalf):
 
     def unpack(self, request: EncodedRequest, shape: tuple[int, ...], what: str = "") -> torch.Tensor:
         """The request's payload as bits of ``shape``, erased bits (when it carries a mask) replaced by fair coins;
-        ``what`` prefixes the error (e.g. ``"step 3 "``)."""
+        ``what`` prefixes the error (e.g. ``"step 3 "``). A soft-decision payload gives ``P(bit = 1)`` instead."""
+        if request.soft_bits:
+            return self._soft_input(request, shape, what)
         try:
             bits = bitstream.unpack(request.payload, shape)
         except bitstream.PayloadError as error:
@@ -128,6 +134,20 @@ class EdgePipeline(BundleHalf):
             raise RequestError(f"{what}erasure_mask: {error}") from None
         coins = (torch.rand(bits.shape, generator=self._erasure_coins) < 0.5).to(bits.dtype)
         return torch.where(erased, coins, bits)
+
+    def _soft_input(self, request: EncodedRequest, shape: tuple[int, ...], what: str) -> torch.Tensor:
+        """k-bit LLR levels -> ``P(bit = 1)`` of ``shape``: what the decoder reads for soft decisions
+        (:attr:`sjscc.common.codecs.Codec.received_input`)."""
+        low, high = SOFT_BITS_RANGE
+        if not low <= request.soft_bits <= high:
+            raise RequestError(f"soft_bits must be 0 (bits) or {low}..{high} (LLR levels), got {request.soft_bits}")
+        if request.erasure_mask is not None:
+            raise RequestError("a soft-decision payload carries no erasure mask")
+        try:
+            levels = unpack_levels(request.payload, math.prod(shape), request.soft_bits)
+        except ValueError as error:
+            raise RequestError(f"{what}payload: {error}") from None
+        return levels_to_probability(torch.from_numpy(levels.astype("int64")).view(shape), request.soft_bits)
 
     def top_k(self, requested: int) -> int:
         """The number of classes to answer with: the request's, else the edge's default, at most all classes."""

@@ -29,6 +29,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from sjscc.common.channels.radio import SOFT_BITS_RANGE, soft_levels_bytes
 from sjscc.common.tls import TLSSettings
 from sjscc.edge.batching import Batched, BatcherClosedError, BatcherFullError, MicroBatcher
 from sjscc.edge.pipeline import (
@@ -68,9 +69,11 @@ def bounded(text: str, limit: int = MAX_ERROR_CHARS) -> str:
 
 
 def max_request_bytes(pipeline: EdgePipeline) -> int:
-    """The largest request the model can need: its payload, an erasure mask as long, and the header."""
+    """The largest request the model can need: its payload with an erasure mask as long, or a soft-decision payload
+    of the widest LLR levels (8 bits per payload bit), and the header."""
     payload_bytes = (pipeline.payload_bits + 7) // 8
-    return 2 * payload_bytes + HEADER_ALLOWANCE_BYTES
+    return max(2 * payload_bytes, soft_levels_bytes(pipeline.payload_bits, SOFT_BITS_RANGE[1])) \
+        + HEADER_ALLOWANCE_BYTES
 
 
 def _header(message: sjscc_pb2.EncodedFeature | sjscc_pb2.EncodedStep) -> dict:
@@ -84,6 +87,7 @@ def _header(message: sjscc_pb2.EncodedFeature | sjscc_pb2.EncodedStep) -> dict:
         request_id=message.request_id,
         erasure_mask=message.erasure_mask if message.HasField("erasure_mask") else None,
         top_k=message.top_k,
+        soft_bits=getattr(message, "soft_bits", 0),  # EncodedFeature only: steps carry bits
     )
 
 

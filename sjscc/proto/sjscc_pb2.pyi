@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EncodedFeature(_message.Message):
-    __slots__ = ("payload", "timesteps", "latent_shape", "codec", "model_id", "request_id", "erasure_mask", "top_k", "model_key")
+    __slots__ = ("payload", "timesteps", "latent_shape", "codec", "model_id", "request_id", "erasure_mask", "top_k", "soft_bits", "model_key")
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     TIMESTEPS_FIELD_NUMBER: _ClassVar[int]
     LATENT_SHAPE_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class EncodedFeature(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ERASURE_MASK_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
+    SOFT_BITS_FIELD_NUMBER: _ClassVar[int]
     MODEL_KEY_FIELD_NUMBER: _ClassVar[int]
     payload: bytes
     timesteps: int
@@ -25,8 +26,9 @@ class EncodedFeature(_message.Message):
     request_id: str
     erasure_mask: bytes
     top_k: int
+    soft_bits: int
     model_key: bytes
-    def __init__(self, payload: _Optional[bytes] = ..., timesteps: _Optional[int] = ..., latent_shape: _Optional[_Iterable[int]] = ..., codec: _Optional[str] = ..., model_id: _Optional[str] = ..., request_id: _Optional[str] = ..., erasure_mask: _Optional[bytes] = ..., top_k: _Optional[int] = ..., model_key: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, payload: _Optional[bytes] = ..., timesteps: _Optional[int] = ..., latent_shape: _Optional[_Iterable[int]] = ..., codec: _Optional[str] = ..., model_id: _Optional[str] = ..., request_id: _Optional[str] = ..., erasure_mask: _Optional[bytes] = ..., top_k: _Optional[int] = ..., soft_bits: _Optional[int] = ..., model_key: _Optional[bytes] = ...) -> None: ...
 
 class ClassScore(_message.Message):
     __slots__ = ("label", "prob", "class_index")
