@@ -87,7 +87,7 @@ def main() -> None:
         done = {(r["k"], r["n"], r["modulation"], r["decisions"]) for r in rows}
     extra = [tuple(int(v) if v.isdigit() else v for v in c.split(":")) for c in args.extra.split(",") if c]
     for k, n, modulation in codes() + extra:
-        wanted = modulation in args.modulations.split(",") and n <= args.max_n
+        wanted = (k, n, modulation) in extra or (modulation in args.modulations.split(",") and n <= args.max_n)
         if not wanted or (k, n, modulation, args.decisions) in done:
             continue
         link = CodedLink(k, n, modulation, "awgn", args.decisions)

@@ -103,3 +103,16 @@ def test_recover_policies() -> None:
     assert abs(coins[1].mean().item() - 0.5) < 0.03  # 4000 fair coins: std 0.0079, 0.03 is > 3.7 std
     with pytest.raises(ValueError, match="on_failure"):
         recover(bits, decoded, "retry")
+
+
+def test_link_for_reads_the_manifest() -> None:
+    from sjscc.common.channels.coding import link_for
+
+    code = {"kind": "ldpc", "crc": "CRC16", "k": 256, "n": 512, "modulation": "qpsk"}
+    link = link_for({"channel_code": code}, channel="rayleigh", decisions="hard")
+    assert (link.k, link.n, link.symbols, link.channel, link.decisions) == (256, 512, 256, "rayleigh", "hard")
+    assert link.rate == pytest.approx(272 / 512)
+    with pytest.raises(ValueError, match="no LDPC channel code"):
+        link_for({"codec": "cnn-q4"})
+    with pytest.raises(ValueError, match="must give k, n and modulation"):
+        link_for({"channel_code": {"kind": "ldpc", "k": 256}})

@@ -167,3 +167,20 @@ def recover(bits: torch.Tensor, decoded: torch.Tensor, on_failure: str = "erase"
     else:
         filler = torch.zeros_like(bits)
     return torch.where(failed.unsqueeze(1), filler, bits), torch.zeros_like(failed)
+
+
+def link_for(manifest: dict, channel: str = "awgn", decisions: str = "soft",
+             coherence: int | None = None) -> CodedLink:
+    """The :class:`CodedLink` a bundle's manifest names in ``channel_code`` (``kind: ldpc``), for a given channel.
+
+    The code (k, n, CRC, modulation) is fixed by the bundle; the channel and the receiver's decisions are the
+    link's. A manifest without a channel code, or with another kind, is a ValueError that says so.
+    """
+    code = manifest.get("channel_code") if isinstance(manifest, dict) else None
+    if not isinstance(code, dict) or code.get("kind") != "ldpc":
+        raise ValueError(f"this bundle names no LDPC channel code (channel_code = {code!r})")
+    try:
+        k, n, crc, modulation = int(code["k"]), int(code["n"]), str(code.get("crc", "CRC16")), str(code["modulation"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"channel_code must give k, n and modulation: {error}") from None
+    return CodedLink(k, n, modulation, channel, decisions, coherence, crc)
