@@ -136,8 +136,10 @@ def candidates(sources: dict, curves: dict, budget: int, channel: str, on_failur
 
 def picture_candidates(sources: dict, curves: dict, budget: int, channel: str) -> list[dict]:
     """WebP + LDPC: per image the highest quality whose payload fits the code's k bits; none fits -> failed."""
-    half = np.array(sources["labels_half"])
-    labels_gray = sources["gray_correct"]
+    if not sources.get("pictures"):
+        return []
+    half = np.array(sources["labels_half"])[: sources["picture_images"]]  # pictures ran on the first images only
+    labels_gray = sources["gray_correct_pictures"]
     by_side = defaultdict(list)
     for row in sources["pictures"]:
         by_side[row["side"]].append(row)
@@ -193,6 +195,25 @@ def cliff(cands: list[dict], family: str, design_db: float) -> tuple[str, np.nda
     return best["name"], best["accuracy"][1]
 
 
+def checks(curves: dict, path: Path) -> list[dict]:
+    """Direct runs (scripts/sscc/direct.py) against the combination: BLER and accuracy predicted from the curve on
+    the same images, with the direct accuracy's 95% binomial half-width."""
+    rows = []
+    if not path.exists():
+        return rows
+    for line in path.read_text().splitlines():
+        run = json.loads(line)
+        bler = code_bler(curves, run["k"], run["n"], run["modulation"], "soft", run["channel"])
+        if bler is None:
+            continue
+        b = float(np.interp(run["esno_db"], GRID, bler))
+        predicted = (1 - b) * run["clean"] + b * run["erased"]
+        half_width = 1.96 * math.sqrt(run["accuracy"] * (1 - run["accuracy"]) / run["images"])
+        rows.append({**run, "bler_curve": b, "accuracy_predicted": predicted, "accuracy_half_width_95": half_width,
+                     "agrees": abs(predicted - run["accuracy"]) <= half_width})
+    return rows
+
+
 STYLE = {"SNN (uncoded)": ("tab:red", "-"), "progressive SNN (uncoded)": ("tab:orange", "-"),
          "CNN-q (uncoded)": ("tab:gray", "-"), "CNN-q+LDPC (soft)": ("tab:blue", "-"),
          "CNN-q+LDPC (hard)": ("tab:cyan", "--"), "picture+LDPC (soft)": ("tab:green", "-")}
@@ -200,12 +221,13 @@ TABLE_SNRS = (-4.0, -2.0, 0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 14.0, 20.0)
 CLIFF_DB = 2.0
 
 
-def gray_share(sources: dict, data_root: str) -> list[float]:
-    """Accuracy of a failed picture (the edge classifies a gray image): the share of its label in each half."""
+def gray_share(sources: dict, data_root: str, count: int) -> list[float]:
+    """Accuracy of a failed picture (the edge classifies a gray image): the share of its label in each half
+    of the first ``count`` images."""
     from sjscc.training.data import load_split
 
-    labels = load_split(data_root, "cifar10", "val").labels.numpy()[: sources["n_images"]]
-    half = np.array(sources["labels_half"])
+    labels = load_split(data_root, "cifar10", "val").labels.numpy()[:count]
+    half = np.array(sources["labels_half"])[:count]
     return [float((labels[half == h] == sources["backbone_gray_label"]).mean()) for h in (0, 1)]
 
 
@@ -245,10 +267,10 @@ def main() -> None:
     parser.add_argument("--on-failure", default="erase", choices=("erase", "misclassify"))
     args = parser.parse_args()
     sources = json.loads((args.results / "sources.json").read_text())
-    sources["gray_correct"] = gray_share(sources, args.data_root)
+    sources["gray_correct_pictures"] = gray_share(sources, args.data_root, sources.get("picture_images", 0))
     curves = load_bler(sorted(args.results.glob("bler-*.jsonl")))
     results: dict = {"grid_esno_db": GRID.tolist(), "on_failure": args.on_failure, "half_sizes": sources["half_sizes"],
-                     "codes": len(curves), "gray_correct": sources["gray_correct"]}
+                     "codes": len(curves), "gray_correct_pictures": sources["gray_correct_pictures"]}
     table = []
     for channel in ("awgn", "rayleigh"):
         results[channel] = {}
@@ -271,6 +293,12 @@ def main() -> None:
                               "snn_config": None if snn is None else snn["names"][i],
                               "best": {f: float(v["report"][i]) for f, v in fam.items()}})
     results["table"] = table
+    results["checks"] = checks(curves, args.results / "direct.jsonl")
+    for row in results["checks"]:
+        print(f"check q{row['rung']} {row['budget']} {row['modulation']} {row['channel']} {row['esno_db']} dB: "
+              f"BLER direct {row['bler']:.3f} curve {row['bler_curve']:.3f}; "
+              f"accuracy direct {100 * row['accuracy']:.1f} "
+              f"+-{100 * row['accuracy_half_width_95']:.1f} predicted {100 * row['accuracy_predicted']:.1f}")
     suffix = "" if args.on_failure == "erase" else f"-{args.on_failure}"
     (args.results / f"frontier{suffix}.json").write_text(json.dumps(results, indent=1))
     plot(results, args.results / f"frontier{suffix}.png")
