@@ -27,7 +27,7 @@ test: $(STAMP) lint
 # Bounded: a cold build (torch downloaded) is allowed 40 minutes inside the tests, the whole target 60.
 test-compose: $(STAMP)
 	SJSCC_PYTHON=$(BIN)/python scripts/docker-engine.sh || true
-	timeout 3600 $(BIN)/python -m pytest -q -ra -m compose tests/test_compose.py
+	timeout 3600 $(BIN)/python -m pytest -q -ra -m compose tests/deploy/test_compose.py
 
 # The two images, built in whichever world this host is in (base image, torch index, CA: see the script).
 images:

@@ -19,12 +19,13 @@ import time
 
 import torch
 
-from sjscc.bench_e2e import CHANNEL, machine_info, test_image
 from sjscc.common import bitstream
 from sjscc.common.bundle import load_bundle
 from sjscc.common.channels import apply_to_payload, build_channel
 from sjscc.device.pipeline import DevicePipeline, decode_image, preprocess
 from sjscc.edge.pipeline import EdgePipeline
+from sjscc.tools.bench_e2e import CHANNEL, test_image
+from sjscc.tools.machine import machine_info
 
 
 def main() -> None:

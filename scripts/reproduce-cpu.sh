@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The CPU-scale reproduction of issue 5, stage by stage. Every stage is resumable: a finished bundle is
-# skipped, an interrupted training continues from its last epoch checkpoint.
+# The CPU-scale reproduction of issue 5, stage by stage (no argument, help or -h: this text, exit 0). Every stage
+# is resumable: a finished bundle is skipped, an interrupted training continues from its last epoch checkpoint.
 #   scripts/reproduce-cpu.sh backbone        step 1 (quarter-width ResNet-18 on CIFAR-10, 12 epochs)
 #   scripts/reproduce-cpu.sh backbone-long   step 1's second leg: 30 more epochs from the 12-epoch weights
 #   scripts/reproduce-cpu.sh backbone-wide   a half-width ResNet-18 (30 epochs) for the >= 90% target (LINEAGE=v3)
@@ -27,35 +27,27 @@
 #   scripts/reproduce-cpu.sh progressive     the progressive codec from bundles/default -> bundles/progressive
 #   scripts/reproduce-cpu.sh progressive-eval   its sweep (BSC 0, 0.1, 0.2) with --confidence and fixed prefixes, and
 #                                            CNN-q8 cut after t bit planes, into $RESULTS/progressive
+# Run names, lineages and the runs of each stage are code: sjscc/training/runs.py (python -m sjscc.training.runs),
+# run with PYTHON (default .venv/bin/python, else python3).
 # JOBS=2 runs two trainings side by side (one thread each; the backbone stages use BACKBONE_THREADS=2).
 # LINEAGE picks a backbone and the trees that go with it (each default can be overridden by RUNS (run folders),
 # BACKBONE (the step-1 run the codecs start from), BUNDLES, SHIPPED (where the two shipped runs go), RESULTS and
 # CODEC (the step-2/3 config pair)):
-#   v1  the 12-epoch quarter-width backbone most of docs/RESULTS.md was measured on (runs/cpu, docs/results)
-#   v2  the 42-epoch quarter-width backbone (runs/cpu-long, docs/results/long); its two "shipped" runs, shipped
-#       until v3 replaced them, go to runs/cpu-long/shipped
-#   v3  the half-width backbone of the shipped bundles (backbone-wide + backbone-wide-extend; runs/cpu-wide,
-#       docs/results/wide; 512 bits per image at T = 8); default
-#   v3s the same half-width backbone, taken from a bundle because the step-1 checkpoint (backbone-wide2) was not
-#       kept: BACKBONE is bundles/baseline-cnn-q8 (its head is backbone-wide2's, bit for bit; its tail is the one
-#       CNN-q8's step 3 fine-tuned). Every run of issue 16's comparisons (ladder, seeds 0-2) starts from it, so the
-#       arms share one start; runs/cpu-wide-s, docs/results/wide-s. Its "shipped" names are retrained, not copied.
+#   v1, v2, v3 (default), v3s: what each is and where it lands, LINEAGES in sjscc/training/runs.py.
 # A BACKBONE folder with a manifest.json is a bundle: its head and tail (not its codec) start step 2.
 # REPEATS (10) channel draws per point; GE_PS the mean error rates of the burst sweeps.
 set -euo pipefail
+SCRIPT=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 cd "$(dirname "$0")/.."
 SJSCC=${SJSCC:-.venv/bin/sjscc}
 CFG=sjscc/training/configs
 DATA=${DATA:-../shared/data}
-case "${LINEAGE:-v3}" in
-  v1) runs=runs/cpu bb=runs/cpu/backbone shipped=runs/cpu/shipped results=docs/results codec=cpu-codec ;;
-  v2) runs=runs/cpu-long bb=runs/cpu/backbone-long shipped=runs/cpu-long/shipped results=docs/results/long codec=cpu-codec ;;
-  v3) runs=runs/cpu-wide bb=runs/cpu/backbone-wide2 shipped=bundles results=docs/results/wide
-      codec=cpu-codec-wide ;;
-  v3s) runs=runs/cpu-wide-s bb=bundles/baseline-cnn-q8 shipped=runs/cpu-wide-s/shipped results=docs/results/wide-s
-      codec=cpu-codec-wide ;;
-  *) echo "unknown LINEAGE ${LINEAGE}: want v1, v2, v3 or v3s" >&2; exit 2 ;;
-esac
+PYTHON=${PYTHON:-.venv/bin/python}
+[ -x "$PYTHON" ] || PYTHON=python3
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+runs() { "$PYTHON" -m sjscc.training.runs "$@"; }
+lineage=$(runs lineage "${LINEAGE:-v3}") || exit 2
+eval "$lineage"  # runs= bb= shipped= results= codec=, shell-quoted by runs.py
 RUNS=${RUNS:-$runs}
 BACKBONE=${BACKBONE:-$bb}
 BUNDLES=${BUNDLES:-$RUNS/bundles}
@@ -64,45 +56,16 @@ RESULTS=${RESULTS:-$results}
 CODEC=${CODEC:-$codec}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
-bundle_of() {  # the two shipped bundles live in bundles/, the rest under runs/
-  case "$1" in
-    snn-T8-bsc0.15) echo "$SHIPPED/default" ;;
-    cnn-T8-bsc0.15) echo "$SHIPPED/baseline-cnn-q8" ;;
-    *) echo "$BUNDLES/$1" ;;
-  esac
-}
-
-# overrides for a run name: <codec>-T<T>-<channel><p>[-<variant>...]; a variant is a neuron (if, ihf, ihfm),
-# a regularizer target (a0.3), the latent channels c2 (c32) or the training seed (s1)
-overrides_of() {
-  local name=$1 codec t chan p variant part
-  if ! [[ $name =~ ^(snn|cnn)-T[1-9][0-9]*-(bsc|bec)(0|1|0?\.[0-9]+)(-.+)?$ ]]; then
-    echo "bad run name $name: want <snn|cnn>-T<T>-<bsc|bec><p>[-<variant>], e.g. snn-T8-bsc0.15-ihfm" >&2; return 1
-  fi
-  IFS=- read -r codec t chan variant <<<"$name"
-  t=${t#T}; p=${chan:3}; chan=${chan:0:3}
-  local o=(--set "model.codec_config.timesteps=$t" --set "channel.kind=$chan" --set "channel.p=$p")
-  if [ "$codec" = cnn ]; then o+=(--set "model.codec=cnn-q$t" --set alpha=null); fi
-  variant=${variant//ihf-m/ihfm}
-  for part in ${variant//-/ }; do
-    case "$part" in
-      if|ihf) o+=(--set "model.codec_config.reconstructor_neuron=$part" --set alpha=null) ;;
-      ihfm) o+=(--set "model.codec_config.reconstructor_neuron=ihf-m" --set alpha=null) ;;
-      a0.3|a0.5|a0.7) o+=(--set "alpha=${part#a}") ;;
-      c[1-9]|c[1-9][0-9]|c[1-9][0-9][0-9]) o+=(--set "model.codec_config.c2=${part#c}") ;;
-      s[0-9]|s[1-9][0-9]) o+=(--set "seed=${part#s}") ;;
-      *) echo "unknown variant $part" >&2; return 1 ;;
-    esac
-  done
-  printf '%s\n' "${o[@]}"
+plan() {  # defines describe NAME (sets run_bundle, run_overrides, run_sweeps, run_matched_sweeps) for the runs
+  local code; code=$(runs plan "$@" --shipped "$SHIPPED" --bundles "$BUNDLES") || exit 2
+  eval "$code"
 }
 
 train_run() {
-  local name=$1 bundle; bundle=$(bundle_of "$name")
-  if [ -f "$bundle/manifest.json" ]; then echo "== $name: bundle exists, skipped"; return; fi
-  local text; text=$(overrides_of "$name") || return 1
-  mapfile -t o <<<"$text"
-  echo "== $name -> $bundle"
+  local name=$1; describe "$name" || return 1
+  if [ -f "$run_bundle/manifest.json" ]; then echo "== $name: bundle exists, skipped"; return; fi
+  local o=("${run_overrides[@]}")
+  echo "== $name -> $run_bundle"
   local t0=$SECONDS; mkdir -p "$RUNS"
   local cache=(--set "feature_cache=$RUNS/feature-cache") init=(--set "init=$BACKBONE")
   if [ -f "$BACKBONE/manifest.json" ]; then
@@ -111,21 +74,20 @@ train_run() {
   $SJSCC train --config $CFG/$CODEC-step2.yaml --set "out=$RUNS/$name/step2" "${init[@]}" \
     "${cache[@]}" "${o[@]}" --resume
   $SJSCC train --config $CFG/$CODEC-step3.yaml --set "out=$RUNS/$name/step3" \
-    --set "init=$RUNS/$name/step2" --set "export=$bundle" "${cache[@]}" "${o[@]}" --resume
+    --set "init=$RUNS/$name/step2" --set "export=$run_bundle" "${cache[@]}" "${o[@]}" --resume
   echo "{\"run\": \"$name\", \"wall_seconds\": $((SECONDS - t0))}" >> "$RUNS/timings.jsonl"
 }
 
 eval_run() {  # a run is swept on the channel it was trained on; the two shipped bundles on both
-  local name=$1 bundle chan sweeps; bundle=$(bundle_of "$name"); mkdir -p "$RESULTS"
-  case "$name" in *-T8-bsc0.15) sweeps="bsc bec" ;; *-bec*) sweeps=bec ;; *) sweeps=bsc ;; esac
-  for chan in ${SWEEPS:-$sweeps}; do
+  local name=$1 chan; describe "$name" || return 1; mkdir -p "$RESULTS"
+  for chan in ${SWEEPS:-$run_sweeps}; do
     local ps="0,0.05,0.1,0.15,0.2,0.25,0.3,0.35" link=(); [ $chan = bec ] && ps="0,0.1,0.2,0.3,0.4,0.5,0.6"
     case $chan in  # the burst channel at the BSC sweep's mean error rates, mean burst BURST bits
       ge) link=(--burst "${BURST:-8}"); ps=${GE_PS:-$ps} ;;
       ge-il) link=(--burst "${BURST:-8}" --interleave "${INTERLEAVE:-1}"); ps=${GE_PS:-$ps} ;;
     esac
     [ -f "$RESULTS/$name-$chan.json" ] && continue
-    $SJSCC eval --bundle "$bundle" --data-root "$DATA" --dataset cifar10 --split val --channel ${chan%-il} \
+    $SJSCC eval --bundle "$run_bundle" --data-root "$DATA" --dataset cifar10 --split val --channel ${chan%-il} \
       --p "$ps" --repeats "${REPEATS:-10}" "${link[@]}" --out "$RESULTS/$name-$chan.json"
   done
 }
@@ -161,47 +123,40 @@ train_rung() {  # issue 15's fixed-rate ladder: CNN-q<n> at CNN-q8's latent size
 }
 
 matched_run() {  # train one issue-16 run, then sweep it: seed 0 on every channel, the ladder on BSC + BEC
-  local name=$1 sweeps=bsc
+  local name=$1
   train_run "$name"
-  case "$name" in
-    snn-T8-bsc0.15|cnn-T8-bsc0.15|cnn-T1-bsc0.15-c32) sweeps="bsc bec ge ge-il" ;;
-    cnn-T2-bsc0.15-c16|cnn-T4-bsc0.15-c8) sweeps="bsc bec" ;;
-  esac
-  SWEEPS=$sweeps eval_run "$name"
+  SWEEPS=$run_matched_sweeps eval_run "$name"
 }
 
 parallel() {  # run "$fn name" for each name, JOBS at a time
   local fn=$1; shift
-  export SJSCC CFG DATA RUNS BACKBONE BUNDLES SHIPPED RESULTS CODEC
+  export SJSCC CFG DATA RUNS BACKBONE BUNDLES SHIPPED RESULTS CODEC PYTHON
   printf '%s\n' "$@" | xargs -P "${JOBS:-2}" -I{} bash -c \
-    "$(declare -f bundle_of overrides_of train_run eval_run matched_run train_rung); $fn {}"
+    "$(declare -f runs describe train_run eval_run matched_run train_rung); $fn {}"
 }
 
-stage=${1:-all}; shift || true
+usage() {  # the header above, then the stages on one line
+  sed -n '2,/^set -euo/p' "$SCRIPT" | sed '$d' | sed 's/^# \{0,1\}//'
+  echo "usage: ${SCRIPT#"$PWD"/} backbone|backbone-long|backbone-wide|backbone-wide-extend|default|fig4 [T]|ablations|ladder|seeds|bursts|matched|rate-ladder [N...]|train NAME...|eval NAME...|progressive|progressive-eval"
+}
+
+stage_runs() { mapfile -t names < <(runs stage "$@"); plan "${names[@]}"; }
+
+# No argument prints the usage and exits 0: every stage trains for hours, so none runs unasked.
+stage=${1:-help}; shift || true
 case "$stage" in
+  help|-h|--help) usage; exit 0 ;;
   backbone) train_backbone cpu-backbone.yaml ;;
   backbone-long) train_backbone cpu-backbone-extend.yaml ;;
   backbone-wide) train_backbone cpu-backbone-wide.yaml ;;
   backbone-wide-extend) train_backbone cpu-backbone-wide-extend.yaml ;;
-  default) parallel train_run snn-T8-bsc0.15 cnn-T8-bsc0.15 ;;
-  fig4)
-    t=${1:-8}
-    parallel train_run snn-T$t-bsc0.15 cnn-T$t-bsc0.15 snn-T$t-bsc0.25 cnn-T$t-bsc0.25 \
-      snn-T$t-bec0.15 cnn-T$t-bec0.15 snn-T$t-bec0.25 cnn-T$t-bec0.25 ;;
-  ablations)
-    parallel train_run snn-T8-bsc0.15-if snn-T8-bsc0.15-ihf snn-T8-bsc0.15-ihfm snn-T8-bsc0.25-if \
-      snn-T8-bsc0.25-ihf snn-T8-bsc0.25-ihfm snn-T8-bsc0.15-a0.3 snn-T8-bsc0.15-a0.7 ;;
-  ladder) parallel train_run cnn-T1-bsc0.15-c32 cnn-T2-bsc0.15-c16 cnn-T4-bsc0.15-c8 ;;
-  seeds)
-    parallel train_run snn-T8-bsc0.15-s1 snn-T8-bsc0.15-s2 cnn-T8-bsc0.15-s1 cnn-T8-bsc0.15-s2 \
-      cnn-T1-bsc0.15-c32-s1 cnn-T1-bsc0.15-c32-s2 ;;
-  bursts) for name in snn-T8-bsc0.15 cnn-T8-bsc0.15 cnn-T1-bsc0.15-c32; do SWEEPS="ge ge-il" eval_run "$name"; done ;;
-  matched)  # seed 0 first (the ladder and the bursts need it), then seeds 1 and 2; long and short runs interleaved
-    parallel matched_run snn-T8-bsc0.15 cnn-T1-bsc0.15-c32 cnn-T8-bsc0.15 cnn-T2-bsc0.15-c16 cnn-T4-bsc0.15-c8 \
-      snn-T8-bsc0.15-s1 cnn-T8-bsc0.15-s1 cnn-T1-bsc0.15-c32-s1 snn-T8-bsc0.15-s2 cnn-T8-bsc0.15-s2 \
-      cnn-T1-bsc0.15-c32-s2 ;;
+  default|ablations|ladder|seeds) stage_runs "$stage"; parallel train_run "${names[@]}" ;;
+  fig4) stage_runs fig4 "${1:-8}"; parallel train_run "${names[@]}" ;;
+  bursts) stage_runs bursts; for name in "${names[@]}"; do SWEEPS="ge ge-il" eval_run "$name"; done ;;
+  matched) stage_runs matched; parallel matched_run "${names[@]}" ;;
   rate-ladder) [ $# -gt 0 ] || set -- 1 2 3 4 5 6 7; parallel train_rung "$@" ;;
-  train) parallel train_run "$@" ;;
+  train) [ $# -gt 0 ] || { echo "train: name the runs, e.g. snn-T8-bsc0.15 cnn-T8-bsc0.15" >&2; exit 2; }
+    plan "$@"; parallel train_run "$@" ;;
   progressive) train_progressive ;;
   progressive-eval) mkdir -p "$RESULTS/progressive"  # the bundle, then CNN-q8 cut after t bit planes
     out=$RESULTS/progressive
@@ -211,9 +166,10 @@ case "$stage" in
     [ -f "$out/cnn-q8-prefixes-bsc.json" ] || $SJSCC eval --bundle bundles/baseline-cnn-q8 --data-root "$DATA" \
       --dataset cifar10 --split val --channel bsc --p 0,0.1,0.2 --repeats "${REPEATS:-10}" --prefixes \
       --out "$out/cnn-q8-prefixes-bsc.json" ;;
-  eval) for name in "$@"; do  # in order, each as soon as its bundle exists
-      until [ -f "$(bundle_of "$name")/manifest.json" ]; do sleep 20; done
+  eval) [ $# -gt 0 ] || { echo "eval: name the runs, e.g. snn-T8-bsc0.15" >&2; exit 2; }
+    plan "$@"; for name in "$@"; do  # in order, each as soon as its bundle exists
+      describe "$name"; until [ -f "$run_bundle/manifest.json" ]; do sleep 20; done
       eval_run "$name"
     done ;;
-  *) echo "usage: $0 backbone|backbone-long|backbone-wide|backbone-wide-extend|default|fig4 [T]|ablations|ladder|seeds|bursts|matched|rate-ladder [N...]|train NAME...|eval NAME...|progressive|progressive-eval" >&2; exit 2 ;;
+  *) echo "unknown stage $stage" >&2; usage >&2; exit 2 ;;
 esac

@@ -22,7 +22,7 @@ from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from sjscc.demo import device_is_ready, edge_is_serving, free_port, start_service, wait_until
+from sjscc.tools.services import device_is_ready, edge_is_serving, free_port, start_service, wait_until
 
 
 def screenshot(url: str, out: Path, width: int, chromium: str, chromedriver: str) -> None:

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from sjscc.demo import Service, edge_is_serving, free_port, start_service, wait_until
+from sjscc.tools.services import Service, edge_is_serving, free_port, start_service, wait_until
 
 STARTUP_TIMEOUT_S = 120.0
 

@@ -1,5 +1,6 @@
 """The services keep to their lanes: device/ and edge/ import only common/ and proto/ (never each other or
-training/), ``sjscc edge`` does not load FastAPI, and every service option is in ``--help``."""
+training/), no part imports tools/, the package root holds only the CLI and the parts, ``sjscc edge`` does not
+load FastAPI, and every service option is in ``--help``."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def sjscc_imports(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+            if node.module == "sjscc":  # from sjscc import tools
+                names.update(f"sjscc.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
     return {name for name in names if name == "sjscc" or name.startswith("sjscc.")}
@@ -29,6 +32,26 @@ def test_service_imports_only_common_proto_and_itself(service: str) -> None:
     for path in sorted((PACKAGE / service).glob("*.py")):
         stray = {name for name in sjscc_imports(path) if not name.startswith(allowed)}
         assert not stray, f"{path.name} imports {sorted(stray)}"
+
+
+@pytest.mark.parametrize("part", ["common", "device", "edge", "training"])
+def test_no_part_imports_the_tools(part: str) -> None:
+    for path in sorted((PACKAGE / part).rglob("*.py")):
+        stray = {name for name in sjscc_imports(path) if name == "sjscc.tools" or name.startswith("sjscc.tools.")}
+        assert not stray, f"{path.relative_to(PACKAGE)} imports {sorted(stray)}"
+
+
+def test_the_package_root_holds_only_the_cli_and_the_parts() -> None:
+    entries = {path.name for path in PACKAGE.iterdir() if path.name != "__pycache__"}
+    assert entries <= {"__init__.py", "__main__.py", "cli.py", "common", "device", "edge", "training", "proto",
+                       "tools"}, sorted(entries)
+
+
+def test_building_the_root_parser_does_not_load_the_web_stack() -> None:
+    code = ("import sys; from sjscc.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('fastapi', 'uvicorn', 'sjscc.tools.demo') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_edge_command_does_not_load_the_web_stack() -> None:
@@ -51,3 +74,17 @@ def test_help_lists_every_option(command: str, flags: list[str]) -> None:
     text = subparsers.choices[command].format_help()
     for flag in flags:
         assert flag in text, f"sjscc {command} --help lacks {flag}"
+
+
+def test_the_tests_mirror_the_package() -> None:
+    """Each test file lives in the folder of the part it tests (plus e2e/ and deploy/ for whole-system runs);
+    only the root parser's and this layout's tests sit at the top."""
+    tests = PACKAGE.parent / "tests"
+    parts = {"common", "device", "edge", "training", "tools", "proto"} | {"e2e", "deploy"}
+    misplaced = [str(path.relative_to(tests)) for path in tests.rglob("test_*.py")
+                 if path.parent != tests and path.parent.name not in parts]
+    top = sorted(path.name for path in tests.glob("test_*.py"))
+    assert misplaced == []
+    assert top == ["test_cli.py", "test_service_layout.py"]
+    names = [path.name for path in tests.rglob("test_*.py")]
+    assert len(names) == len(set(names)), "test file names must be unique across tests/"

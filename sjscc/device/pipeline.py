@@ -142,7 +142,7 @@ class EncoderBatcher:
     ``encode_batch`` once. It never waits for a batch to fill: a lone request runs at once, and under load the
     requests that arrived during one forward pass share the next. Samples do not interact in eval mode, so a
     request gets the spikes it would get alone (up to float32 rounding at the firing threshold: identical for
-    the random images of tests/test_perf.py and for 8 scikit-image photos checked once by hand).
+    the random images of tests/tools/test_perf.py and for 8 scikit-image photos checked once by hand).
     """
 
     def __init__(self, encode_batch: Callable[[torch.Tensor], torch.Tensor], max_batch_size: int = 32) -> None:

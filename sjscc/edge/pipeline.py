@@ -95,40 +95,50 @@ class EdgePipeline(BundleHalf):
         """One forward pass on zeros, so the first real request does not pay for lazy initialisation."""
         self.logits(torch.zeros(1, *self.payload_shape))
 
-    def decode(self, request: EncodedRequest) -> DecodedRequest:
-        """Check the header against the model and unpack the payload; raises before any compute is spent."""
-        start = time.perf_counter()
+    def check_header(self, request: EncodedRequest, compact: bool = True) -> None:
+        """The header against the served model; ``compact`` lets codec and shape be left out (the model id is a
+        content hash over both), as compact whole-payload requests do. Raises, naming the field."""
         if not request.model_id:
             raise RequestError("model_id is required: the edge refuses bits it cannot attribute to a model")
         if request.model_id != self.model_id:
             raise ModelMismatchError(
                 f"request was encoded for model {request.model_id!r} but this edge serves {self.model_id!r}"
             )
-        # A compact request leaves codec and shape out: the model id it names is a content hash over both.
-        if request.codec and request.codec != self.codec:
+        if (request.codec or not compact) and request.codec != self.codec:
             raise ModelMismatchError(f"request uses codec {request.codec!r} but this edge serves {self.codec!r}")
         shape = (int(request.timesteps), *(int(d) for d in request.latent_shape))
-        if shape != (0,) and shape != self.payload_shape:
+        if not (compact and shape == (0,)) and shape != self.payload_shape:
             raise RequestError(
                 f"header says timesteps={request.timesteps}, latent_shape={list(request.latent_shape)} but model "
                 f"{self.model_id} expects timesteps={self.timesteps}, latent_shape={list(self.latent_shape)}"
             )
-        try:
-            bits = bitstream.unpack(request.payload, self.payload_shape)
-        except bitstream.PayloadError as error:
-            raise RequestError(f"payload: {error}") from None
-        if request.erasure_mask is not None:
-            bits = self._fill_erasures(bits, request.erasure_mask)
-        top_k = min(request.top_k or self.default_top_k, len(self.classes))
-        return DecodedRequest(request.request_id, bits, top_k, (time.perf_counter() - start) * 1e3)
 
-    def _fill_erasures(self, bits: torch.Tensor, erasure_mask: bytes) -> torch.Tensor:
+    def unpack(self, request: EncodedRequest, shape: tuple[int, ...], what: str = "") -> torch.Tensor:
+        """The request's payload as bits of ``shape``, erased bits (when it carries a mask) replaced by fair coins;
+        ``what`` prefixes the error (e.g. ``"step 3 "``)."""
         try:
-            erased = bitstream.unpack(erasure_mask, self.payload_shape).bool()
+            bits = bitstream.unpack(request.payload, shape)
         except bitstream.PayloadError as error:
-            raise RequestError(f"erasure_mask: {error}") from None
+            raise RequestError(f"{what}payload: {error}") from None
+        if request.erasure_mask is None:
+            return bits
+        try:
+            erased = bitstream.unpack(request.erasure_mask, shape).bool()
+        except bitstream.PayloadError as error:
+            raise RequestError(f"{what}erasure_mask: {error}") from None
         coins = (torch.rand(bits.shape, generator=self._erasure_coins) < 0.5).to(bits.dtype)
         return torch.where(erased, coins, bits)
+
+    def top_k(self, requested: int) -> int:
+        """The number of classes to answer with: the request's, else the edge's default, at most all classes."""
+        return min(requested or self.default_top_k, len(self.classes))
+
+    def decode(self, request: EncodedRequest) -> DecodedRequest:
+        """Check the header against the model and unpack the payload; raises before any compute is spent."""
+        start = time.perf_counter()
+        self.check_header(request)
+        bits = self.unpack(request, self.payload_shape)
+        return DecodedRequest(request.request_id, bits, self.top_k(request.top_k), (time.perf_counter() - start) * 1e3)
 
     @torch.inference_mode()
     def logits(self, bits: torch.Tensor) -> torch.Tensor:
@@ -158,18 +168,11 @@ class EdgePipeline(BundleHalf):
 
 
 @dataclass(frozen=True)
-class EncodedStepRequest:
-    """One time step of one image's bits and its header (mirrors ``sjscc.v1.EncodedStep``)."""
+class EncodedStepRequest(EncodedRequest):
+    """One time step of one image's bits (``[c2, h2, w2]``) and its header (mirrors ``sjscc.v1.EncodedStep``):
+    the whole-payload header plus the step's number, 1-based."""
 
-    payload: bytes
-    step: int
-    timesteps: int
-    latent_shape: tuple[int, ...]
-    codec: str
-    model_id: str
-    request_id: str = ""
-    erasure_mask: bytes | None = None
-    top_k: int = 0
+    step: int = 1
 
 
 @dataclass
@@ -194,17 +197,7 @@ def decode_step(pipeline: EdgePipeline, session: ProgressiveSession | None,
         raise ModelMismatchError(f"this edge serves model {pipeline.model_id} with the fixed-T codec "
                                  f"{pipeline.codec!r}: it cannot decode a prefix; use Infer with all "
                                  f"{pipeline.timesteps} steps")
-    if not request.model_id:
-        raise RequestError("model_id is required: the edge refuses bits it cannot attribute to a model")
-    if request.model_id != pipeline.model_id:
-        raise ModelMismatchError(
-            f"request was encoded for model {request.model_id!r} but this edge serves {pipeline.model_id!r}")
-    if request.codec != pipeline.codec:
-        raise ModelMismatchError(f"request uses codec {request.codec!r} but this edge serves {pipeline.codec!r}")
-    if int(request.timesteps) != pipeline.timesteps or tuple(request.latent_shape) != pipeline.latent_shape:
-        raise RequestError(
-            f"header says timesteps={request.timesteps}, latent_shape={list(request.latent_shape)} but model "
-            f"{pipeline.model_id} expects timesteps={pipeline.timesteps}, latent_shape={list(pipeline.latent_shape)}")
+    pipeline.check_header(request, compact=False)
     session = session or ProgressiveSession(request.request_id, [])
     expected = len(session.steps) + 1
     if expected > pipeline.timesteps:
@@ -213,20 +206,8 @@ def decode_step(pipeline: EdgePipeline, session: ProgressiveSession | None,
         raise RequestError(f"step {request.step} out of order: this stream expects step {expected}")
     if request.request_id != session.request_id:
         raise RequestError(f"request_id changed within a stream: {session.request_id!r} then {request.request_id!r}")
-    try:
-        bits = bitstream.unpack(request.payload, pipeline.latent_shape)
-    except bitstream.PayloadError as error:
-        raise RequestError(f"step {request.step} payload: {error}") from None
-    if request.erasure_mask is not None:
-        try:
-            erased = bitstream.unpack(request.erasure_mask, pipeline.latent_shape).bool()
-        except bitstream.PayloadError as error:
-            raise RequestError(f"step {request.step} erasure_mask: {error}") from None
-        coins = (torch.rand(bits.shape, generator=pipeline._erasure_coins) < 0.5).to(bits.dtype)
-        bits = torch.where(erased, coins, bits)
-    session.steps.append(bits)
-    top_k = min(request.top_k or pipeline.default_top_k, len(pipeline.classes))
-    decoded = DecodedRequest(request.request_id, torch.stack(session.steps), top_k,
+    session.steps.append(pipeline.unpack(request, pipeline.latent_shape, f"step {request.step} "))
+    decoded = DecodedRequest(request.request_id, torch.stack(session.steps), pipeline.top_k(request.top_k),
                              (time.perf_counter() - start) * 1e3)
     return session, decoded
 

@@ -73,17 +73,28 @@ def max_request_bytes(pipeline: EdgePipeline) -> int:
     return 2 * payload_bytes + HEADER_ALLOWANCE_BYTES
 
 
-def request_from_proto(message: sjscc_pb2.EncodedFeature) -> EncodedRequest:
-    return EncodedRequest(
+def _header(message: sjscc_pb2.EncodedFeature | sjscc_pb2.EncodedStep) -> dict:
+    """The fields ``EncodedFeature`` and ``EncodedStep`` share, as :class:`EncodedRequest` names them."""
+    return dict(
         payload=message.payload,
         timesteps=message.timesteps,
         latent_shape=tuple(message.latent_shape),
         codec=message.codec,
-        model_id=message.model_id or message.model_key.hex(),
+        model_id=message.model_id,
         request_id=message.request_id,
         erasure_mask=message.erasure_mask if message.HasField("erasure_mask") else None,
         top_k=message.top_k,
     )
+
+
+def request_from_proto(message: sjscc_pb2.EncodedFeature) -> EncodedRequest:
+    fields = _header(message)
+    fields["model_id"] = fields["model_id"] or message.model_key.hex()  # a compact request names it in 8 bytes
+    return EncodedRequest(**fields)
+
+
+def step_request_from_proto(message: sjscc_pb2.EncodedStep) -> EncodedStepRequest:
+    return EncodedStepRequest(**_header(message), step=message.step)
 
 
 def edge_instance() -> str:
@@ -111,20 +122,6 @@ def _prediction_fields(batched: Batched[EdgePrediction], model_id: str, compute_
 def prediction_to_proto(batched: Batched[EdgePrediction], model_id: str, compute_device: str,
                         instance: str = "") -> sjscc_pb2.Prediction:
     return sjscc_pb2.Prediction(**_prediction_fields(batched, model_id, compute_device, instance))
-
-
-def step_request_from_proto(message: sjscc_pb2.EncodedStep) -> EncodedStepRequest:
-    return EncodedStepRequest(
-        payload=message.payload,
-        step=message.step,
-        timesteps=message.timesteps,
-        latent_shape=tuple(message.latent_shape),
-        codec=message.codec,
-        model_id=message.model_id,
-        request_id=message.request_id,
-        erasure_mask=message.erasure_mask if message.HasField("erasure_mask") else None,
-        top_k=message.top_k,
-    )
 
 
 def step_prediction_to_proto(batched: Batched[EdgePrediction], step: int, model_id: str,

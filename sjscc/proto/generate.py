@@ -2,7 +2,7 @@
 
 ``grpc_tools.protoc`` writes ``import sjscc_pb2`` in the service stub, which only works with this folder
 on ``sys.path``; the import is rewritten to be package-relative so ``sjscc.proto`` works as a package.
-tests/test_proto.py regenerates into a temporary folder and compares with the committed files.
+tests/proto/test_proto.py regenerates into a temporary folder and compares with the committed files.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Command-line glue for ``sjscc eval`` and ``sjscc plot``: parse, call :mod:`evaluate` / :mod:`plots`, print."""
+"""``sjscc train``, ``sjscc eval`` and ``sjscc plot``: their parsers, and the glue that calls :mod:`steps`,
+:mod:`evaluate` and :mod:`plots` and prints. The models load when a command runs, not when the parser is built."""
 
 from __future__ import annotations
 
@@ -8,7 +9,88 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sjscc.training.evaluate import evaluate_bundle, format_table, parse_channels, parse_probabilities
+from sjscc.common.channels import CHANNELS, ERASURE_POLICIES
+from sjscc.common.cli_support import DEFAULT_BUNDLE, env_default
+
+
+def add_train(sub: argparse._SubParsersAction) -> None:
+    """Register ``sjscc train`` on the root parser's subcommands."""
+    train = sub.add_parser("train", help="train one step (backbone, codec, joint) from a YAML config",
+                           description="Train one step of the three-step strategy; see sjscc/training/configs/.")
+    train.add_argument("--config", help="YAML config file (defaults when omitted)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set optim.lr=0.01 --set channel.kind=bec (repeatable)")
+    train.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    train.set_defaults(func=run_train)
+
+
+def add_eval(sub: argparse._SubParsersAction) -> None:
+    kinds = "|".join(kind for kind in CHANNELS if kind != "none")
+    evaluate = sub.add_parser(
+        "eval", help="accuracy over a channel sweep, repeated, as JSON (+ plot)",
+        description="Accuracy of one or more bundles over BSC/BEC/GE at each p, repeated with fresh channel noise "
+                    "(mean ± std). Head and encoder run once per bundle; each (p, repeat) reruns only channel, "
+                    "decoder and tail, with noise seeded from (seed, repeat, p index).")
+    evaluate.add_argument("--bundle", action="append", metavar="DIR",
+                          help=f"bundle folder (repeatable: one report per bundle; default {DEFAULT_BUNDLE})")
+    evaluate.add_argument("--data-root", default=env_default("data_root", None),
+                          help="folder that contains cifar-10-batches-py/ or cifar-100-python/ "
+                               "(default: the data root in the bundle's training config)")
+    evaluate.add_argument("--dataset", choices=["cifar10", "cifar100"], default=None,
+                          help="data set (default: the one the bundle was trained on)")
+    evaluate.add_argument("--split", choices=["test", "val"], default="test",
+                          help="test split, or the seeded stratified validation split training used "
+                               "(val_fraction and split_seed read from the bundle)")
+    evaluate.add_argument("--channel", default="bsc", metavar=f"{kinds}|bsc,ge",
+                          help="channel kind(s) to sweep: bsc, bec, ge (Gilbert-Elliott bursts, see --burst)")
+    evaluate.add_argument("--p", default="0,0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.45,0.5", metavar="P,P,...",
+                          help="comma-separated bit error / erasure probabilities (ge: mean bit error rates)")
+    evaluate.add_argument("--burst", type=float, default=8.0, metavar="L",
+                          help="ge only: mean burst length in bits (a run of consecutive bit errors), >= 1; "
+                               "p may be at most L/(L+1)")
+    evaluate.add_argument("--interleave", type=int, default=None, metavar="SEED",
+                          help="spread bursts with the seeded bit interleaver SEED (a permutation of each "
+                               "payload before the channel, inverted after); default: none")
+    evaluate.add_argument("--energy-images", type=int, default=200, metavar="N",
+                          help="estimate energy per image (MACs, accumulates from measured firing rates) on "
+                               "the first N images into the JSON's 'energy' (0: skip)")
+    evaluate.add_argument("--repeats", type=int, default=10, help="channel draws per p (mean ± std over them)")
+    evaluate.add_argument("--seed", type=int, default=0, help="base seed of the channel noise")
+    evaluate.add_argument("--batch-size", type=int, default=500, help="images per batch")
+    evaluate.add_argument("--limit", type=int, default=0, help="use only the first N images of the split (0: all)")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    evaluate.add_argument("--erasure-policy", choices=list(ERASURE_POLICIES), default="random",
+                          help="what the receiver reads for an erased bit (BEC): a fair coin (papers) or 0; mask "
+                               "reads 0 here like zero (the decoders take no mask; in serving the edge draws the coin)")
+    evaluate.add_argument("--download", action="store_true", help="download the data set if missing")
+    evaluate.add_argument("--out", metavar="FILE.json", help="write the report (a list for several bundles)")
+    evaluate.add_argument("--plot", metavar="FILE.png", help="draw accuracy vs p, one line per bundle")
+    evaluate.add_argument("--firing-hist", metavar="FILE.png",
+                          help="draw the per-image firing-rate histogram of the encoder output")
+    evaluate.add_argument("--title", help="figure title")
+    evaluate.add_argument("--confidence", metavar="TAU,TAU,...",
+                          help="progressive bundles only: add rows for the streaming rule 'stop once the top-1 "
+                               "softmax >= TAU' (mean payload bits, steps distribution) and for every fixed "
+                               "prefix t = 1..T")
+    evaluate.add_argument("--prefixes", action="store_true",
+                          help="add rows for every fixed prefix t = 1..T alone: a progressive bundle decodes it, a "
+                               "cnn-q<n> bundle reads the bit planes not sent as 0 (its rate ladder)")
+    evaluate.add_argument("--rate-plot", metavar="FILE.png",
+                          help="draw accuracy against bits per image (progressive curves, fixed codecs as points)")
+    evaluate.set_defaults(func=run_eval, bundle_default=DEFAULT_BUNDLE)
+
+
+def add_plot(sub: argparse._SubParsersAction) -> None:
+    plot = sub.add_parser("plot", help="draw a figure from saved eval JSON files",
+                          description="Draw accuracy vs p (one line per bundle, error bars = std over repeats) "
+                                      "or the firing-rate histogram from files written by sjscc eval --out.")
+    plot.add_argument("--inputs", nargs="+", required=True, metavar="FILE.json", help="sjscc eval outputs")
+    plot.add_argument("--out", required=True, metavar="FILE.png", help="image to write")
+    plot.add_argument("--kind", choices=["accuracy", "firing-rate", "rate"], default="accuracy",
+                      help="which figure (rate: accuracy against bits per image)")
+    plot.add_argument("--title", help="figure title")
+    plot.add_argument("--labels", help="comma-separated legend entries, one per input (default: from the bundles)")
+    plot.set_defaults(func=run_plot)
 
 
 def _write_json(path: str | Path, data: Any) -> None:
@@ -17,8 +99,21 @@ def _write_json(path: str | Path, data: Any) -> None:
     target.write_text(json.dumps(data, indent=2) + "\n")
 
 
+def run_train(args: argparse.Namespace) -> int:
+    """Train one step from its config (``--set`` overrides), resuming from the run's checkpoint if asked."""
+    from sjscc.common.config import load_config
+    from sjscc.training.config import TrainConfig
+    from sjscc.training.trainer import train
+
+    config = load_config(TrainConfig, args.config, args.set)
+    train(config, resume=args.resume)
+    return 0
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate every ``--bundle``; ``--out`` holds one report, or a list of them for several bundles."""
+    from sjscc.training.evaluate import evaluate_bundle, format_table, parse_channels, parse_probabilities
+
     channels = parse_channels(args.channel)
     probabilities = parse_probabilities(args.p)
     if args.repeats < 1:
