@@ -116,3 +116,15 @@ def test_link_for_reads_the_manifest() -> None:
         link_for({"codec": "cnn-q4"})
     with pytest.raises(ValueError, match="must give k, n and modulation"):
         link_for({"channel_code": {"kind": "ldpc", "k": 256}})
+
+
+def test_shipped_sscc_bundle_names_its_code() -> None:
+    from pathlib import Path
+
+    from sjscc.common.bundle import load_bundle
+    from sjscc.common.channels.coding import link_for
+
+    bundle = load_bundle(Path(__file__).resolve().parents[2] / "bundles" / "sscc-cnn-q4-ldpc")
+    link = link_for(bundle.manifest)
+    assert bundle.manifest["codec"] == "cnn-q4" and bundle.payload_shape == [4, 4, 4, 4]
+    assert (link.k, link.n, link.symbols, link.modulation) == (256, 512, 256, "qpsk")
