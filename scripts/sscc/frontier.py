@@ -231,6 +231,44 @@ def gray_share(sources: dict, data_root: str, count: int) -> list[float]:
     return [float((labels[half == h] == sources["backbone_gray_label"]).mean()) for h in (0, 1)]
 
 
+def resolution(row: dict, n_report: int) -> dict:
+    """The runner-up family on the report half and whether the winner's margin over it exceeds the 95% half-width
+    of an unpaired difference of two binomial proportions on ``n_report`` images (otherwise: not resolved)."""
+    others = [(v, f) for f, v in row["best"].items() if f != row["winner"]]
+    if not others:
+        return {"runner_up": None, "margin": None, "resolved": True}
+    second, family = max(others)
+    a, b = row["accuracy"], second
+    half_width = 1.96 * math.sqrt((a * (1 - a) + b * (1 - b)) / n_report)
+    return {"runner_up": family, "margin": a - second, "half_width_95": half_width, "resolved": a - second > half_width}
+
+
+SHORT = {"SNN (uncoded)": "SNN", "progressive SNN (uncoded)": "prog. SNN", "CNN-q (uncoded)": "CNN-q",
+         "CNN-q+LDPC (soft)": "CNN-q+LDPC", "CNN-q+LDPC (hard)": "CNN-q+LDPC hard", "picture+LDPC (soft)": "WebP+LDPC"}
+
+
+def markdown(table: list[dict]) -> str:
+    """Per channel and budget: the frontier scheme at each SNR (report-half accuracy), the SNN's, and the best
+    separate scheme's, as a Markdown table."""
+    lines = ["| link | uses | " + " | ".join(f"{s:g} dB" for s in TABLE_SNRS) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in TABLE_SNRS) + " |"]
+    cells = defaultdict(dict)
+    for row in table:
+        separate = max((v, f) for f, v in row["best"].items() if "LDPC" in f) if any(
+            "LDPC" in f for f in row["best"]) else None
+        text = f"**{SHORT[row['winner']]}** {100 * row['accuracy']:.1f}"
+        if not row["resolved"]:
+            text += f" (n.r. vs {SHORT[row['runner_up']]})"
+        if row["snn"] is not None and row["winner"] != "SNN (uncoded)":
+            text += f"; SNN {100 * row['snn']:.1f}"
+        if separate and "LDPC" not in row["winner"]:
+            text += f"; LDPC {100 * separate[0]:.1f}"
+        cells[(row["channel"], row["budget"])][row["esno_db"]] = text
+    for (channel, budget), by_snr in cells.items():
+        lines.append(f"| {channel} | {budget} | " + " | ".join(by_snr[s] for s in TABLE_SNRS) + " |")
+    return "\n".join(lines)
+
+
 def plot(results: dict, out: Path) -> None:
     import matplotlib
 
@@ -292,6 +330,7 @@ def main() -> None:
                               "snn": None if snn is None else float(snn["report"][i]),
                               "snn_config": None if snn is None else snn["names"][i],
                               "best": {f: float(v["report"][i]) for f, v in fam.items()}})
+                table[-1].update(resolution(table[-1], sources["half_sizes"][1]))
     results["table"] = table
     results["checks"] = checks(curves, args.results / "direct.jsonl")
     for row in results["checks"]:
@@ -302,6 +341,7 @@ def main() -> None:
     suffix = "" if args.on_failure == "erase" else f"-{args.on_failure}"
     (args.results / f"frontier{suffix}.json").write_text(json.dumps(results, indent=1))
     plot(results, args.results / f"frontier{suffix}.png")
+    (args.results / f"frontier{suffix}.md").write_text(markdown(table) + "\n")
     for row in table:
         snn = "-" if row["snn"] is None else f"{100 * row['snn']:.1f}"
         print(f"{row['channel']:8s} {row['budget']:5d} {row['esno_db']:5.1f}  {row['winner']:26s} "

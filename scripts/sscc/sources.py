@@ -30,10 +30,11 @@ from sjscc.common.bundle import load_bundle
 from sjscc.common.codecs.cnn import from_bit_planes, to_bit_planes
 from sjscc.training.data import Normalize, load_split
 
-WEBP_QUALITIES = {32: (0, 10, 30, 60, 90), 16: (0, 30, 90)}
+WEBP_QUALITIES = {32: (0, 30, 90), 16: (0, 90)}
 RIFF_HEADER = 20  # "RIFF" size "WEBP" "VP8 " size: rebuilt at the edge from the payload length, never sent
-BPSK_GRID = [float(x) for x in range(-7, 11)]  # Es/N0 dB per channel use
-QAM_GRID = [float(x) for x in range(0, 21)]
+BPSK_GRID = [-30.0, -20.0, -15.0, -10.0] + [float(x) for x in range(-7, 11)]  # Es/N0 dB per channel use;
+# the deep points are for the Rayleigh average (a deep fade sends the link to p ~ 0.5)
+QAM_GRID = [-20.0, -10.0, -4.0] + [float(x) for x in range(0, 21, 2)]
 QAM_SOURCES = ("cnn-q8", "snn", "progressive-t8")  # the 512-bit sources that 16-QAM fits in 128 channel uses
 
 
@@ -176,7 +177,9 @@ def main() -> None:
     parser.add_argument("--progressive", default="bundles/progressive")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0)
-    parser.add_argument("--picture-images", type=int, default=2000, help="0: no pictures")
+    parser.add_argument("--picture-images", type=int, default=1000, help="0: no pictures")
+    parser.add_argument("--prefixes", type=lambda t: [int(v) for v in t.split(",")], default=[8],
+                        help="progressive prefixes (time steps) to sweep")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -220,7 +223,7 @@ def main() -> None:
             out["sources"]["snn"] = {"bits": int(bits[0].numel()), "clean": clean}
             out["uncoded"] += uncoded("snn", model.decode, bits, labels, side, args.seed)
         else:
-            for steps in (2, 4, 8):
+            for steps in args.prefixes:
                 prefix = bits[:, :steps].contiguous()
                 out["sources"][f"progressive-t{steps}"] = {"bits": int(prefix[0].numel()),
                                                            "clean": per_half(model.decode(prefix) == labels, side)}
