@@ -145,7 +145,7 @@ def picture_candidates(sources: dict, curves: dict, budget: int, channel: str) -
         by_side[row["side"]].append(row)
     out = []
     for (k, n, modulation, decisions) in sorted(curves):
-        if decisions != "soft" or k < 300 or (k + CRC) % 64 == 0:  # picture codes only (rung codes have k = 64 q)
+        if decisions != "soft" or k < 250:  # any soft code whose k can hold the smallest WebP payloads
             continue
         for mod in (("bpsk", "qpsk") if modulation == "bpsk" else ("16qam",)):
             if n != budget * BPS[mod]:

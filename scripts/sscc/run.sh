@@ -14,7 +14,7 @@ $PY scripts/sscc/bler.py --decisions hard --modulations bpsk --max-n 512 --out $
 $PY scripts/sscc/bler.py --decisions soft --modulations none --out $OUT/bler-awgn-picture.jsonl \
   --extra 445:512:bpsk,445:512:16qam,496:1024:bpsk,906:1024:bpsk,496:1024:16qam,906:1024:16qam,1349:2048:bpsk,1349:2048:16qam
 # 3. every source's per-image correctness on the two halves of the validation split
-[ -f $OUT/sources.json ] || $PY scripts/sscc/sources.py --data-root "$DATA" --out $OUT/sources.json
+[ -f $OUT/sources.json ] || $PY scripts/sscc/sources.py --data-root "$DATA" --limit 2000 --picture-images 1000 --out $OUT/sources.json
 # 4. direct runs that check the combination
 [ -f $OUT/direct.jsonl ] || $PY scripts/sscc/direct.py --data-root "$DATA" --out $OUT/direct.jsonl \
   --points 2:128:qpsk:awgn:2.0,4:128:16qam:awgn:6.8,4:512:bpsk:awgn:-1.75,2:128:qpsk:rayleigh:10.0
