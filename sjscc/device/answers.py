@@ -37,6 +37,7 @@ from sjscc.device.schemas import (
     ChannelAnswer,
     ClassifyAnswer,
     ClassScore,
+    CodeAnswer,
     EdgeReport,
     ErrorAnswer,
     LatencyMs,
@@ -124,6 +125,17 @@ def _ms(value: float) -> float:
     return round(value, 3)
 
 
+def _code_answer(report: ChannelReport, prediction) -> CodeAnswer | None:
+    """The channel code's line of the answer: the link's side from the report, the edge's verdict from its reply."""
+    if report.code is None:
+        return None
+    if not prediction.HasField("block_decoded"):
+        raise EdgeRejectedError("the edge did not say whether the coded block decoded (does it serve this bundle's "
+                                "channel code?)")
+    return CodeAnswer(**{**report.code, "decoded": prediction.block_decoded,
+                         "on_failure": prediction.on_failure or report.code["on_failure"]})
+
+
 def classification_answer(pipeline: DevicePipeline, encoded: EncodedImage, prediction, report: ChannelReport,
                           rpc_ms: float, edge_compute_ms: float, timesteps_sent: int, request_id: str, start: float,
                           frame_bytes: int | None = None) -> ClassifyAnswer:
@@ -132,8 +144,8 @@ def classification_answer(pipeline: DevicePipeline, encoded: EncodedImage, predi
     top = [ClassScore(label=s.label, prob=round(s.prob, 6), class_index=s.class_index) for s in prediction.top]
     return ClassifyAnswer(
         request_id=request_id,
-        label=top[0].label,
-        class_index=top[0].class_index,
+        label=top[0].label if top else None,
+        class_index=top[0].class_index if top else None,
         top=top,
         model_id=prediction.model_id,
         bits=PayloadBits(payload_bits=report.payload_bits, timesteps=timesteps_sent,
@@ -141,7 +153,7 @@ def classification_answer(pipeline: DevicePipeline, encoded: EncodedImage, predi
                          data_frame_bytes=frame_bytes, firing_rate=round(encoded.firing_rate, 6)),
         channel=ChannelAnswer(kind=report.kind, p=report.p, seed=report.seed, flipped_bits=report.flipped_bits,
                               erased_bits=report.erased_bits, burst=report.burst, interleave=report.interleave,
-                              **(report.link or {})),
+                              code=_code_answer(report, prediction), **(report.link or {})),
         latency_ms=LatencyMs(device_compute=_ms(encoded.device_compute_ms), pack=_ms(encoded.pack_ms),
                              channel=_ms(report.channel_ms), rpc=_ms(rpc_ms), edge_compute=_ms(edge_compute_ms),
                              total=_ms((time.perf_counter() - start) * 1e3)),

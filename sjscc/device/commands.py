@@ -87,8 +87,13 @@ def run_device(args: argparse.Namespace) -> int:
                                snr_db=settings.snr_db, modulation=settings.modulation, coherence=settings.coherence,
                                decisions=settings.decisions, soft_bits=settings.soft_bits)
     expected = ExpectedModel(pipeline.model_id, pipeline.codec, pipeline.timesteps, pipeline.latent_shape)
+    code = None
+    if bundle.manifest.get("channel_code") is not None:  # separate coding: the link sends one LDPC block per image
+        from sjscc.common.channels.coding import link_for
+
+        code = link_for(bundle.manifest)
     client = EdgeClient(settings.edge, expected, defaults, seed=parse_seed(settings.seed),
-                        rpc_timeout_s=settings.rpc_timeout, tls=tls, keepalive_s=settings.keepalive)
+                        rpc_timeout_s=settings.rpc_timeout, tls=tls, keepalive_s=settings.keepalive, code=code)
     logging.getLogger("sjscc.device").info(
         "device model %s (%d payload bits, runtime %s), edge %s (%s), channel %s p=%g burst=%g interleave=%s "
         "seed=%s, API %s", pipeline.model_id, pipeline.payload_bits, pipeline.runtime.name, settings.edge,

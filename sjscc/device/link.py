@@ -19,10 +19,12 @@ import dataclasses
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc
 import torch
 
+from sjscc.common import bitstream
 from sjscc.common.bitstream import pack_bits
 from sjscc.common.channels import (
     DEFAULT_BURST,
@@ -48,6 +50,11 @@ from sjscc.common.params import (
     parse_soft_bits,
 )
 from sjscc.proto import sjscc_pb2
+
+if TYPE_CHECKING:  # coding.py loads Sionna's LDPC blocks: only a device serving a coded bundle needs them
+    from sjscc.common.channels.coding import CodedLink
+
+FAILURE_POLICIES = ("erase", "misclassify")  # sjscc.common.channels.coding.FAILURE_POLICIES (a test checks)
 
 GRPC_MESSAGE_PREFIX_BYTES = 5  # compressed flag + 4-byte length, before every gRPC message
 HTTP2_FRAME_HEADER_BYTES = 9
@@ -87,8 +94,13 @@ class ChannelSettings:
     coherence: str | int = "packet"
     decisions: str = "hard"
     soft_bits: int = 4
+    on_failure: str | None = None
+    """Separate-coding bundles: what the edge does with a block whose CRC fails (``erase`` | ``misclassify``);
+    None: the bundle's policy. Ignored for bundles without a channel code."""
 
     def __post_init__(self) -> None:
+        if self.on_failure is not None and self.on_failure not in FAILURE_POLICIES:
+            raise ValueError(f"on_failure must be one of {', '.join(FAILURE_POLICIES)}, got {self.on_failure!r}")
         if self.kind in LINK_KINDS:
             link = self.link()  # raises a ValueError naming a bad SNR, modulation, coherence or decision
             for name in ("snr_db", "modulation", "coherence", "decisions", "soft_bits"):
@@ -126,7 +138,26 @@ REQUEST_OVERRIDES = {
     "coherence": ("coherence", parse_link_coherence),
     "decisions": ("decisions", parse_decisions),
     "soft_bits": ("soft_bits", parse_soft_bits),
+    "on_failure": ("on_failure", lambda text: str(text).strip().lower()),
 }
+
+CODED_CHANNELS = ("none", "bsc", "awgn", "rayleigh")
+"""The channels a coded block can cross: a noiseless link, hard bits through a BSC, or the radio links."""
+
+
+def check_coded_settings(settings: ChannelSettings, code: CodedLink) -> None:
+    """Refuse, naming the setting, what a bundle's LDPC block cannot be sent over (a ValueError: a 400)."""
+    if settings.kind not in CODED_CHANNELS:
+        raise ValueError(f"this bundle sends its bits through a CRC + 5G LDPC block; channel={settings.kind} is not "
+                         f"available for it (use one of {', '.join(CODED_CHANNELS)})")
+    if settings.interleave is not None:
+        raise ValueError("an interleaver is not available with this bundle's LDPC block (use interleave=none)")
+    if settings.radio and settings.coherence == "step":
+        raise ValueError("coherence=step has no meaning for one LDPC block per image: use packet or a number of "
+                         "symbols")
+    if settings.radio and settings.modulation != code.modulation:
+        raise ValueError(f"this bundle's LDPC block is sent with {code.modulation} (fixed by its manifest's "
+                         f"channel_code), not modulation={settings.modulation}")
 
 
 def settings_for_request(defaults: ChannelSettings, channel: str | None = None,
@@ -162,6 +193,9 @@ class ChannelReport:
     burst: float | None = None
     """GE's mean burst length (None for the other kinds)."""
     interleave: int | None = None
+    code: dict[str, object] | None = None
+    """Separate coding: ``kind``, ``crc``, ``rate``, ``info_bits``, ``coded_bits``, ``on_failure`` (the edge adds
+    ``decoded``); ``flipped_bits`` then counts coded bits wrong after a hard decision."""
     link: dict[str, object] | None = None
     """Radio links: ``snr_db``, ``modulation``, ``coherence``, ``decisions`` (+ ``soft_bits`` for soft) and
     ``symbols`` (channel uses spent); ``p`` is then the link's closed-form hard-decision BER."""
@@ -213,8 +247,9 @@ class ChannelInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
     """
 
     def __init__(self, defaults: ChannelSettings, seed: int | None = None,
-                 payload_shape: tuple[int, ...] | None = None) -> None:
+                 payload_shape: tuple[int, ...] | None = None, code: CodedLink | None = None) -> None:
         self.defaults = defaults
+        self.code = code  # the bundle's channel code: whole payloads go through it (separate coding)
         self.seed = seed
         self.payload_shape = payload_shape  # for compact requests, whose header leaves the shape to the model id
         self._stream = torch.Generator()
@@ -255,6 +290,8 @@ class ChannelInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         generator = generator if generator is not None else self.generator_for(call)
         keep_bits = call is not None and call.keep_bits
         shape = self._shape(message)
+        if self.code is not None and isinstance(message, sjscc_pb2.EncodedFeature):
+            return self._transmit_block(message, settings, seed, generator, shape, keep_bits, start)
         if settings.radio and settings.decisions == "soft" and isinstance(message, sjscc_pb2.EncodedStep):
             raise ValueError("soft decisions are not available on progressive streams (a step carries bits): "
                              "use decisions=hard or mode=fixed")
@@ -284,6 +321,52 @@ class ChannelInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
                 levels = unpack_levels(outcome.payload, outcome.payload_bits, outcome.soft_bits)
                 report.received_payload = pack_bits((levels >= 2 ** (outcome.soft_bits - 1)).astype("uint8"))
             report.erased_positions = outcome.erased_positions
+        return received, report
+
+    def _transmit_block(self, message: sjscc_pb2.EncodedFeature, settings: ChannelSettings, seed: int | None,
+                        generator: torch.Generator, shape: list[int], keep_bits: bool,
+                        start: float) -> tuple[sjscc_pb2.EncodedFeature, ChannelReport]:
+        """Separate coding: the payload's k source bits get a CRC and are 5G-LDPC encoded into one block of n coded
+        bits (the bundle's code), which cross the channel like any payload (the radio link at the code's modulation,
+        Eb/N0 per information bit). The edge receives the decided bits (with the receiver's reliability
+        ``hard_llr``) or their k-bit LLR levels, and runs BP + CRC."""
+        from sjscc.common.channels.coding import hard_llr
+
+        code = self.code
+        check_coded_settings(settings, code)
+        source = bitstream.unpack(message.payload, shape).reshape(1, -1)
+        coded = code.encode(source)
+        if settings.radio:
+            link = dataclasses.replace(settings.link(), modulation=code.modulation, coderate=code.rate)
+            channel, p = build_channel(settings.kind, link=link), closed_form_ber(settings.kind, link)
+        else:
+            link, channel, p = None, settings.build(), settings.p
+        outcome = apply_to_payload(channel, bitstream.pack(coded[0].to(torch.uint8)), [code.n], p, generator)
+        received = sjscc_pb2.EncodedFeature()
+        received.CopyFrom(message)
+        received.payload = outcome.payload
+        received.coded_bits = code.n
+        received.soft_bits = outcome.soft_bits
+        received.hard_llr = 0.0 if outcome.soft_bits else hard_llr(p)
+        received.on_failure = settings.on_failure or ""
+        described = None
+        if link is not None:
+            described = {**link.describe(), "symbols": outcome.symbols}
+            if outcome.soft_bits:
+                described["soft_bits"] = outcome.soft_bits
+        report = ChannelReport(settings.kind, p, seed if seed is not None else self.seed, source.shape[1],
+                               outcome.flipped_bits, 0, received.ByteSize(), (time.perf_counter() - start) * 1e3,
+                               link=described,
+                               code={"kind": "ldpc", "crc": code.crc, "rate": round(code.rate, 6),
+                                     "info_bits": code.k, "coded_bits": code.n, "symbols": code.symbols,
+                                     "on_failure": settings.on_failure})
+        if keep_bits:  # the coded block as sent and as decided (hard) by the receiver
+            report.sent_payload = bitstream.pack(coded[0].to(torch.uint8))
+            decided = outcome.payload
+            if outcome.soft_bits:
+                levels = unpack_levels(outcome.payload, code.n, outcome.soft_bits)
+                decided = pack_bits((levels >= 2 ** (outcome.soft_bits - 1)).astype("uint8"))
+            report.received_payload = decided
         return received, report
 
     async def intercept_unary_unary(self, continuation, client_call_details, request):

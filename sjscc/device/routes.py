@@ -35,7 +35,7 @@ from sjscc.device.answers import (
     transmitted_bits,
 )
 from sjscc.device.client import EdgeClient, EdgeError
-from sjscc.device.link import ChannelCall, data_frame_bytes, settings_for_request
+from sjscc.device.link import ChannelCall, check_coded_settings, data_frame_bytes, settings_for_request
 from sjscc.device.metrics import DeviceMetrics
 from sjscc.device.model_card import ModelCard
 from sjscc.device.pipeline import ACCEPTED_FORMATS, DevicePipeline, split_steps
@@ -118,6 +118,9 @@ async def classify(
     decisions: Annotated[str | None, Query(description="awgn/rayleigh: hard (bits to the edge) or soft (k-bit "
                                                        "quantised LLRs to the edge)")] = None,
     soft_bits: Annotated[str | None, Query(description="soft decisions: bits per quantised LLR, 2..8")] = None,
+    on_failure: Annotated[str | None, Query(description="bundles with a channel code: what the edge does with a "
+                                                        "block whose CRC fails, erase (classify fill bits) or "
+                                                        "misclassify (no label); default: the bundle's")] = None,
     seed: Annotated[str | None, Query(description="seed for a reproducible channel draw")] = None,
     include: Annotated[str | None, Query(description="'bits': add the payload as sent and as received "
                                                      "(base64) and the erased bits to the answer's 'bits'")] = None,
@@ -134,7 +137,9 @@ async def classify(
     try:
         settings = settings_for_request(client.defaults, channel, p, burst, interleave, snr_db=snr_db,
                                         modulation=modulation, coherence=coherence, decisions=decisions,
-                                        soft_bits=soft_bits)
+                                        soft_bits=soft_bits, on_failure=on_failure)
+        if client.channel_interceptor.code is not None:
+            check_coded_settings(settings, client.channel_interceptor.code)
         call = ChannelCall(settings, parse_seed(seed))
         call.keep_bits = "bits" in parse_include(include)
         threshold = progressive_threshold(pipeline, mode, confidence)

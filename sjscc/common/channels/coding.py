@@ -86,7 +86,7 @@ class CodedLink:
                              f"[{MIN_RATE}, {MAX_RATE}] (k={k}, n={n})")
         if coherence is not None and int(coherence) < 1:
             raise ValueError(f"coherence must be a positive number of channel uses, got {coherence}")
-        self.k, self.n, self.rate = k, n, rate
+        self.k, self.n, self.rate, self.crc = k, n, rate, crc
         self.modulation, self.channel, self.decisions = modulation, channel, decisions
         self.coherence = None if coherence is None else int(coherence)
         self.symbols = n // bps
@@ -184,3 +184,26 @@ def link_for(manifest: dict, channel: str = "awgn", decisions: str = "soft",
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"channel_code must give k, n and modulation: {error}") from None
     return CodedLink(k, n, modulation, channel, decisions, coherence, crc)
+
+
+HARD_LLR_MAX = 20.0
+"""The largest reliability a hard-decision receiver claims for a bit (a noiseless link: p -> 0)."""
+
+
+def hard_llr(p: float) -> float:
+    """The reliability ``ln((1-p)/p)`` a hard-decision receiver with bit error rate ``p`` gives each decided bit
+    (what BP reads for a hard bit, its sign set by the bit), capped at :data:`HARD_LLR_MAX`; 0 at p >= 0.5."""
+    p = min(max(float(p), 0.0), 0.5)
+    if p <= 0.0:
+        return HARD_LLR_MAX
+    return min(math.log((1.0 - p) / p), HARD_LLR_MAX)
+
+
+def failure_policy(manifest: dict) -> tuple[str, str]:
+    """The bundle's ``(on_failure, fill)`` for a failed block (defaults ``erase``, ``random``), checked."""
+    code = manifest.get("channel_code") or {}
+    on_failure, fill = str(code.get("on_failure", "erase")), str(code.get("fill", "random"))
+    if on_failure not in FAILURE_POLICIES or fill not in FILL_POLICIES:
+        raise ValueError(f"channel_code on_failure/fill must be one of {FAILURE_POLICIES} / {FILL_POLICIES}, "
+                         f"got {on_failure!r} / {fill!r}")
+    return on_failure, fill
