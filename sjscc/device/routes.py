@@ -134,12 +134,15 @@ async def classify(
     start = time.perf_counter()
     pipeline, client = state.pipeline, state.client
     deadline = start + client.rpc_timeout_s
+    code = client.channel_interceptor.code
+    if code is not None and modulation is None:
+        modulation = code.modulation  # a coded bundle's block is sent at its own modulation unless a request says
     try:
         settings = settings_for_request(client.defaults, channel, p, burst, interleave, snr_db=snr_db,
                                         modulation=modulation, coherence=coherence, decisions=decisions,
                                         soft_bits=soft_bits, on_failure=on_failure)
-        if client.channel_interceptor.code is not None:
-            check_coded_settings(settings, client.channel_interceptor.code)
+        if code is not None:
+            check_coded_settings(settings, code)
         call = ChannelCall(settings, parse_seed(seed))
         call.keep_bits = "bits" in parse_include(include)
         threshold = progressive_threshold(pipeline, mode, confidence)
