@@ -7,6 +7,7 @@ load when the command runs (so ``sjscc edge`` never loads the web stack).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from sjscc.common.cli_support import DEFAULT_BUNDLE
 from sjscc.device.settings import DeviceSettings, add_arguments
@@ -90,8 +91,10 @@ def run_device(args: argparse.Namespace) -> int:
     code = None
     if bundle.manifest.get("channel_code") is not None:  # separate coding: the link sends one LDPC block per image
         from sjscc.common.channels.coding import link_for
+        from sjscc.device.link import check_coded_settings
 
         code = link_for(bundle.manifest)
+        check_coded_settings(dataclasses.replace(defaults, modulation=code.modulation), code)  # refuse at startup
     client = EdgeClient(settings.edge, expected, defaults, seed=parse_seed(settings.seed),
                         rpc_timeout_s=settings.rpc_timeout, tls=tls, keepalive_s=settings.keepalive, code=code)
     logging.getLogger("sjscc.device").info(
