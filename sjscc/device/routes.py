@@ -143,6 +143,9 @@ async def classify(
                                         soft_bits=soft_bits, on_failure=on_failure)
         if code is not None:
             check_coded_settings(settings, code)
+        elif on_failure is not None:
+            raise ValueError(f"on_failure applies to bundles with a channel code; model {pipeline.model_id} sends "
+                             f"its codec's bits uncoded")
         call = ChannelCall(settings, parse_seed(seed))
         call.keep_bits = "bits" in parse_include(include)
         threshold = progressive_threshold(pipeline, mode, confidence)

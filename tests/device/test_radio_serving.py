@@ -133,6 +133,7 @@ def test_rest_reports_hard_decision_errors_like_the_link(served, tiny_bundle) ->
     ("channel=awgn&modulation=8psk", "unknown modulation"),
     ("channel=awgn&decisions=maybe", "decisions"),
     ("channel=awgn&snr_db=1e9", r"\[-30, 60\]"),
+    ("channel=awgn&on_failure=erase", "on_failure applies to bundles with a channel code"),
 ])
 def test_impossible_link_settings_are_400s(served, query: str, message: str) -> None:
     import re
