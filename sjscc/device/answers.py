@@ -6,7 +6,9 @@ Errors: :data:`ERROR_STATUS` maps each exception the work can raise to its HTTP 
 
 ``?include=bits`` adds the payload as sent, as the edge received it, and which bits were erased, each base64 of
 the packed payload (the wire format of :mod:`sjscc.common.bitstream`: ``T x c2 x h2 x w2`` bits, row-major, most
-significant bit first, zero-padded to a whole byte). A flipped bit is one where sent and received differ.
+significant bit first, zero-padded to a whole byte). A flipped bit is one where sent and received differ. For a
+bundle with a channel code they are the n coded bits of its block, as sent and as the receiver decided them (hard)
+before the edge's BP decoder.
 """
 
 from __future__ import annotations
