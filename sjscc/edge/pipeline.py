@@ -66,6 +66,9 @@ class DecodedRequest:
     """Coded requests: whether the block passed its CRC (None for an uncoded request)."""
     on_failure: str = ""
     """Coded requests: the policy applied; ``misclassify`` on a failed block withholds the classes."""
+    llr: torch.Tensor | None = None
+    """Coded requests before BP: the block's LLRs ``[n]`` (:meth:`EdgePipeline.decode_blocks` replaces them by
+    the decoded bits)."""
 
 
 @dataclass(frozen=True)
@@ -214,19 +217,36 @@ class EdgePipeline(BundleHalf):
         return (2.0 * bits.float() - 1.0) * request.hard_llr
 
     def _decode_block(self, request: EncodedRequest, start: float) -> DecodedRequest:
-        """BP + CRC on the received block, then the failure policy (F4's :func:`recover`): ``erase`` classifies
-        fill bits in place of a failed block, ``misclassify`` withholds the classes."""
-        from sjscc.common.channels.coding import FAILURE_POLICIES, recover
+        """Check a coded request and read its block's LLRs; BP waits for the batch (:meth:`decode_blocks`)."""
+        from sjscc.common.channels.coding import FAILURE_POLICIES
 
         on_failure = request.on_failure or self.on_failure
         if on_failure not in FAILURE_POLICIES:
             raise RequestError(f"on_failure must be one of {FAILURE_POLICIES}, got {request.on_failure!r}")
-        llr = self.block_llrs(request)
+        llr = self.block_llrs(request)[0]
+        placeholder = torch.zeros(self.payload_shape)
+        return DecodedRequest(request.request_id, placeholder, self.top_k(request.top_k),
+                              (time.perf_counter() - start) * 1e3, None, on_failure, llr)
+
+    def decode_blocks(self, batch: Sequence[DecodedRequest]) -> list[DecodedRequest]:
+        """BP + CRC for the batch's coded blocks in one call (in the batcher's thread, off the event loop), then
+        each block's failure policy (F4's :func:`recover`): ``erase`` classifies fill bits in place of a failed
+        block, ``misclassify`` withholds the classes. Uncoded requests pass unchanged."""
+        from sjscc.common.channels.coding import recover
+
+        coded = [index for index, item in enumerate(batch) if item.llr is not None]
+        result = list(batch)
+        if not coded:
+            return result
         with torch.inference_mode():
-            bits, ok = self.code.decode(llr)
-        bits, _ = recover(bits, ok, on_failure, self.fill, generator=self._erasure_coins)
-        return DecodedRequest(request.request_id, bits.view(self.payload_shape).float(), self.top_k(request.top_k),
-                              (time.perf_counter() - start) * 1e3, bool(ok[0]), on_failure)
+            bits, ok = self.code.decode(torch.stack([batch[i].llr for i in coded]))
+        for row, index in enumerate(coded):
+            item = batch[index]
+            filled, _ = recover(bits[row: row + 1], ok[row: row + 1], item.on_failure, self.fill,
+                                generator=self._erasure_coins)
+            result[index] = dataclasses.replace(item, bits=filled.view(self.payload_shape).float(),
+                                                decoded=bool(ok[row]), llr=None)
+        return result
 
     @torch.inference_mode()
     def logits(self, bits: torch.Tensor) -> torch.Tensor:
@@ -234,10 +254,12 @@ class EdgePipeline(BundleHalf):
         return self.tail(self.decoder(bits.to(self.device))).float().cpu()
 
     def predict(self, batch: Sequence[DecodedRequest]) -> list[EdgePrediction]:
-        """One forward pass for the whole batch; each request gets its own top-k."""
+        """BP for the batch's coded blocks, then one forward pass for the whole batch; each request gets its own
+        top-k."""
         if not batch:
             return []
         start = time.perf_counter()
+        batch = self.decode_blocks(batch)
         probs = torch.softmax(self.logits(torch.stack([item.bits for item in batch])), dim=1)
         forward_ms = (time.perf_counter() - start) * 1e3
         predictions = []

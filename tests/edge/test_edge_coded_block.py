@@ -31,6 +31,11 @@ def coded():
     return bundle, edge, link, bits, message
 
 
+def decode(edge: EdgePipeline, request: EncodedRequest):
+    """What the edge's batch function classifies: the checked request with its block BP-decoded."""
+    return edge.decode_blocks([edge.decode(request)])[0]
+
+
 def send(link: ChannelInterceptor, message, settings: ChannelSettings, seed: int = 2) -> EncodedRequest:
     received, _ = link.transmit(message, ChannelCall(settings, seed))
     return request_from_proto(received)
@@ -44,7 +49,7 @@ def send(link: ChannelInterceptor, message, settings: ChannelSettings, seed: int
 ])
 def test_a_decoded_block_gives_the_edge_exactly_the_bits_sent(coded, settings) -> None:
     _, edge, link, bits, message = coded
-    decoded = edge.decode(send(link, message, settings))
+    decoded = decode(edge, send(link, message, settings))
     assert decoded.decoded is True and decoded.on_failure == "erase"
     assert torch.equal(decoded.bits, bits)
 
@@ -65,11 +70,15 @@ def test_the_wire_carries_the_coded_block_and_the_report_says_so(coded) -> None:
 def test_a_failed_block_gets_the_policy(coded) -> None:
     _, edge, link, bits, message = coded
     low = ChannelSettings("awgn", snr_db=-10.0, modulation="qpsk")
-    erased = edge.decode(send(link, message, low))
+    erased = decode(edge, send(link, message, low))
     assert erased.decoded is False and erased.on_failure == "erase" and not torch.equal(erased.bits, bits)
     counted = send(link, message, dataclasses.replace(low, on_failure="misclassify"))
-    prediction = edge.predict([edge.decode(counted)])[0]
-    assert (prediction.decoded, prediction.on_failure, prediction.top) == (False, "misclassify", [])
+    good = send(link, message, ChannelSettings("awgn", snr_db=8.0, modulation="qpsk"))
+    passed, failed = edge.predict([edge.decode(good), edge.decode(counted)])  # one BP call for both blocks
+    assert (failed.decoded, failed.on_failure, failed.top) == (False, "misclassify", [])
+    alone = edge.infer(request_from_proto(message)).top  # the uncoded bits, in a batch of one
+    assert passed.decoded is True and [c.class_index for c in passed.top] == [c.class_index for c in alone]
+    assert [c.prob for c in passed.top] == pytest.approx([c.prob for c in alone], abs=1e-5)  # batch of 2 vs 1
 
 
 def test_malformed_coded_requests_are_refused_by_name(coded, tiny_bundle) -> None:
