@@ -37,7 +37,7 @@ from sjscc.common.channels import (
     check_probability,
     gilbert_elliott_transitions,
 )
-from sjscc.common.channels.radio import closed_form_ber, unpack_levels
+from sjscc.common.channels.radio import closed_form_ber, pack_levels, unpack_levels
 from sjscc.common.params import (
     parse_burst,
     parse_channel_kind,
@@ -330,42 +330,52 @@ class ChannelInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         bits (the bundle's code), which cross the channel like any payload (the radio link at the code's modulation,
         Eb/N0 per information bit). The edge receives the decided bits (with the receiver's reliability
         ``hard_llr``) or their k-bit LLR levels, and runs BP + CRC."""
-        from sjscc.common.channels.coding import hard_llr
+        from sjscc.common.channels.coding import block_hard_llr, hard_llr
 
         code = self.code
         check_coded_settings(settings, code)
         source = bitstream.unpack(message.payload, shape).reshape(1, -1)
         coded = code.encode(source)
-        if settings.radio:
+        link, soft_bits, symbols = None, 0, 0
+        if settings.radio:  # the receiver's LLRs: per-block reliability for hard decisions, levels for soft ones
             link = dataclasses.replace(settings.link(), modulation=code.modulation, coderate=code.rate)
-            channel, p = build_channel(settings.kind, link=link), closed_form_ber(settings.kind, link)
-        else:
-            link, channel, p = None, settings.build(), settings.p
-        outcome = apply_to_payload(channel, bitstream.pack(coded[0].to(torch.uint8)), [code.n], p, generator)
+            p = closed_form_ber(settings.kind, link)
+            out = build_channel(settings.kind, link=link).demap(coded, generator)
+            flipped, symbols = int(out.flipped.sum()), out.symbols
+            if link.decisions == "soft":
+                soft_bits = link.soft_bits
+                payload, reliability = pack_levels(out.levels.numpy(), soft_bits), 0.0
+            else:
+                payload, reliability = bitstream.pack((out.llr[0] > 0).to(torch.uint8)), block_hard_llr(out.llr)
+        else:  # none, or hard bits through a BSC of known p
+            p = settings.p
+            outcome = apply_to_payload(settings.build(), bitstream.pack(coded[0].to(torch.uint8)), [code.n], p,
+                                       generator)
+            payload, flipped, reliability = outcome.payload, outcome.flipped_bits, hard_llr(p)
         received = sjscc_pb2.EncodedFeature()
         received.CopyFrom(message)
-        received.payload = outcome.payload
+        received.payload = payload
         received.coded_bits = code.n
-        received.soft_bits = outcome.soft_bits
-        received.hard_llr = 0.0 if outcome.soft_bits else hard_llr(p)
+        received.soft_bits = soft_bits
+        received.hard_llr = reliability
         received.on_failure = settings.on_failure or ""
         described = None
         if link is not None:
-            described = {**link.describe(), "symbols": outcome.symbols}
-            if outcome.soft_bits:
-                described["soft_bits"] = outcome.soft_bits
+            described = {**link.describe(), "symbols": symbols}
+            if soft_bits:
+                described["soft_bits"] = soft_bits
         report = ChannelReport(settings.kind, p, seed if seed is not None else self.seed, source.shape[1],
-                               outcome.flipped_bits, 0, received.ByteSize(), (time.perf_counter() - start) * 1e3,
+                               flipped, 0, received.ByteSize(), (time.perf_counter() - start) * 1e3,
                                link=described,
                                code={"kind": "ldpc", "crc": code.crc, "rate": round(code.rate, 6),
                                      "info_bits": code.k, "coded_bits": code.n, "symbols": code.symbols,
                                      "on_failure": settings.on_failure})
         if keep_bits:  # the coded block as sent and as decided (hard) by the receiver
             report.sent_payload = bitstream.pack(coded[0].to(torch.uint8))
-            decided = outcome.payload
-            if outcome.soft_bits:
-                levels = unpack_levels(outcome.payload, code.n, outcome.soft_bits)
-                decided = pack_bits((levels >= 2 ** (outcome.soft_bits - 1)).astype("uint8"))
+            decided = payload
+            if soft_bits:
+                levels = unpack_levels(payload, code.n, soft_bits)
+                decided = pack_bits((levels >= 2 ** (soft_bits - 1)).astype("uint8"))
             report.received_payload = decided
         return received, report
 

@@ -148,6 +148,12 @@ def _hard_llr_magnitude(llr: torch.Tensor) -> torch.Tensor:
     return torch.log((1 - p) / p)
 
 
+def block_hard_llr(llr: torch.Tensor) -> float:
+    """The reliability a hard-decision receiver gives every bit of one block, from the block's LLRs (it knows its
+    SNR and, on Rayleigh, its fades): :func:`_hard_llr_magnitude`, the rule the evaluation's hard links use."""
+    return float(_hard_llr_magnitude(llr.reshape(1, -1))[0, 0])
+
+
 def recover(bits: torch.Tensor, decoded: torch.Tensor, on_failure: str = "erase", fill: str = "random",
             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The edge's handling of failed blocks: returns (bits to classify ``[B, k]``, counted-wrong mask ``[B]``).
