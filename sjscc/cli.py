@@ -12,6 +12,7 @@ a traceback (:mod:`sjscc.common.cli_support`).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from sjscc.common.cli_support import DEFAULT_BUNDLE, Parser
@@ -38,9 +39,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NUMBER_LIST = re.compile(r"^-?[0-9.]+(,-?[0-9.]+)*$")
+
+
+def _join_negative_lists(argv: list[str]) -> list[str]:
+    """``--snr-db -4,-2,0`` -> ``--snr-db=-4,-2,0``: argparse reads a value that starts with '-' and is not a
+    single number as an option, so the documented form would fail."""
+    joined: list[str] = []
+    for token in argv:
+        if joined and joined[-1] == "--snr-db" and _NUMBER_LIST.match(token):
+            joined[-1] = f"--snr-db={token}"
+        else:
+            joined.append(token)
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_lists(list(sys.argv[1:] if argv is None else argv)))
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

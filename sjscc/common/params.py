@@ -7,7 +7,8 @@ caller can pass the message on unchanged (a 400 ``detail``, an argparse error, a
 
 from __future__ import annotations
 
-from sjscc.common.channels import CHANNELS, check_burst, check_probability
+from sjscc.common.channels import CHANNELS, LinkSettings, check_burst, check_probability
+from sjscc.common.channels.radio import DECISIONS, MODULATIONS, SOFT_BITS_RANGE, parse_coherence
 
 MAX_SEED = 2**63 - 1
 NONE_WORDS = ("", "none")
@@ -61,7 +62,7 @@ def parse_interleave(interleave: object) -> int | None:
 
 
 def parse_channel_kind(kind: str) -> str:
-    """A channel name (``none``, ``bsc``, ``bec``, ``ge``: the registry's keys)."""
+    """A channel name (``none``, ``bsc``, ``bec``, ``ge``, ``awgn``, ``rayleigh``: the registry's keys)."""
     if kind not in CHANNELS:
         raise ValueError(f"unknown channel {kind!r}; use one of {', '.join(CHANNELS)}")
     return kind
@@ -78,4 +79,47 @@ def parse_confidence(confidence: str | float) -> float:
         value = float(confidence)
     if not 0.0 < value <= 1.0:
         raise ValueError(f"confidence must be in (0, 1], got {confidence!r}")
+    return value
+
+
+def parse_snr_db(snr_db: str | float) -> float:
+    """A radio link's Eb/N0 in dB from a query string, flag or environment variable (checked as LinkSettings)."""
+    if isinstance(snr_db, str):
+        try:
+            snr_db = float(snr_db.strip())
+        except ValueError:
+            raise ValueError(f"snr_db (Eb/N0 in dB) must be a number, got {snr_db!r}") from None
+    return LinkSettings(snr_db=snr_db).snr_db
+
+
+def parse_modulation(modulation: str) -> str:
+    """``bpsk``, ``qpsk`` or ``16qam`` (any case)."""
+    text = str(modulation).strip().lower()
+    if text not in MODULATIONS:
+        raise ValueError(f"unknown modulation {modulation!r}; use one of {', '.join(MODULATIONS)}")
+    return text
+
+
+def parse_link_coherence(coherence: str | int) -> str | int:
+    """``packet``, ``step`` or a whole number of symbols >= 1 (Rayleigh block fading)."""
+    return parse_coherence(coherence)
+
+
+def parse_decisions(decisions: str) -> str:
+    """``hard`` or ``soft``."""
+    text = str(decisions).strip().lower()
+    if text not in DECISIONS:
+        raise ValueError(f"decisions must be one of {', '.join(DECISIONS)}, got {decisions!r}")
+    return text
+
+
+def parse_soft_bits(soft_bits: str | int) -> int:
+    """Bits per quantised LLR on the wire for soft decisions."""
+    low, high = SOFT_BITS_RANGE
+    try:
+        value = int(str(soft_bits).strip())
+    except ValueError:
+        raise ValueError(f"soft_bits must be an integer in [{low}, {high}], got {soft_bits!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"soft_bits must be an integer in [{low}, {high}], got {soft_bits!r}")
     return value

@@ -6,7 +6,9 @@ Errors: :data:`ERROR_STATUS` maps each exception the work can raise to its HTTP 
 
 ``?include=bits`` adds the payload as sent, as the edge received it, and which bits were erased, each base64 of
 the packed payload (the wire format of :mod:`sjscc.common.bitstream`: ``T x c2 x h2 x w2`` bits, row-major, most
-significant bit first, zero-padded to a whole byte). A flipped bit is one where sent and received differ.
+significant bit first, zero-padded to a whole byte). A flipped bit is one where sent and received differ. For a
+bundle with a channel code they are the n coded bits of its block, as sent and as the receiver decided them (hard)
+before the edge's BP decoder.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from sjscc.device.schemas import (
     ChannelAnswer,
     ClassifyAnswer,
     ClassScore,
+    CodeAnswer,
     EdgeReport,
     ErrorAnswer,
     LatencyMs,
@@ -77,7 +80,8 @@ ERRORS_BEFORE_THE_APP = {
     413: _error("the request body is over the upload limit, or the image has too many pixels"),
 }
 CLASSIFY_ERRORS = {
-    400: _error("bad query value (channel, p, seed), empty upload, or no 'image' field"),
+    400: _error("bad query value (channel, p, seed, snr_db, modulation, coherence, decisions, ...), an impossible "
+                "link setting, empty upload, or no 'image' field"),
     **ERRORS_BEFORE_THE_APP,
     415: _error(f"not an image in an accepted format ({', '.join(ACCEPTED_FORMATS)}), a corrupt or truncated one, "
                 f"or a body that is not multipart/form-data"),
@@ -123,6 +127,17 @@ def _ms(value: float) -> float:
     return round(value, 3)
 
 
+def _code_answer(report: ChannelReport, prediction) -> CodeAnswer | None:
+    """The channel code's line of the answer: the link's side from the report, the edge's verdict from its reply."""
+    if report.code is None:
+        return None
+    if not prediction.HasField("block_decoded"):
+        raise EdgeRejectedError("the edge did not say whether the coded block decoded (does it serve this bundle's "
+                                "channel code?)")
+    return CodeAnswer(**{**report.code, "decoded": prediction.block_decoded,
+                         "on_failure": prediction.on_failure or report.code["on_failure"]})
+
+
 def classification_answer(pipeline: DevicePipeline, encoded: EncodedImage, prediction, report: ChannelReport,
                           rpc_ms: float, edge_compute_ms: float, timesteps_sent: int, request_id: str, start: float,
                           frame_bytes: int | None = None) -> ClassifyAnswer:
@@ -131,15 +146,16 @@ def classification_answer(pipeline: DevicePipeline, encoded: EncodedImage, predi
     top = [ClassScore(label=s.label, prob=round(s.prob, 6), class_index=s.class_index) for s in prediction.top]
     return ClassifyAnswer(
         request_id=request_id,
-        label=top[0].label,
-        class_index=top[0].class_index,
+        label=top[0].label if top else None,
+        class_index=top[0].class_index if top else None,
         top=top,
         model_id=prediction.model_id,
         bits=PayloadBits(payload_bits=report.payload_bits, timesteps=timesteps_sent,
                          latent_shape=list(pipeline.latent_shape), wire_bytes=report.wire_bytes,
                          data_frame_bytes=frame_bytes, firing_rate=round(encoded.firing_rate, 6)),
         channel=ChannelAnswer(kind=report.kind, p=report.p, seed=report.seed, flipped_bits=report.flipped_bits,
-                              erased_bits=report.erased_bits, burst=report.burst, interleave=report.interleave),
+                              erased_bits=report.erased_bits, burst=report.burst, interleave=report.interleave,
+                              code=_code_answer(report, prediction), **(report.link or {})),
         latency_ms=LatencyMs(device_compute=_ms(encoded.device_compute_ms), pack=_ms(encoded.pack_ms),
                              channel=_ms(report.channel_ms), rpc=_ms(rpc_ms), edge_compute=_ms(edge_compute_ms),
                              total=_ms((time.perf_counter() - start) * 1e3)),

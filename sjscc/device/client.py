@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -21,6 +21,9 @@ from sjscc.device.edge_target import DEFAULT_KEEPALIVE_S, DeadlineInterceptor, e
 from sjscc.device.link import ChannelCall, ChannelInterceptor, ChannelSettings, current_call
 from sjscc.device.replies import EdgeAnswer, ProgressiveAnswer, StepAnswer
 from sjscc.proto import sjscc_pb2, sjscc_pb2_grpc
+
+if TYPE_CHECKING:
+    from sjscc.common.channels.coding import CodedLink
 
 log = logging.getLogger("sjscc.device")
 
@@ -87,7 +90,7 @@ class EdgeClient:
 
     def __init__(self, address: str, expected: ExpectedModel, defaults: ChannelSettings, seed: int | None = None,
                  rpc_timeout_s: float = DEFAULT_RPC_TIMEOUT_S, tls: TLSSettings | None = None,
-                 keepalive_s: float = DEFAULT_KEEPALIVE_S, compact: bool = True) -> None:
+                 keepalive_s: float = DEFAULT_KEEPALIVE_S, compact: bool = True, code: CodedLink | None = None) -> None:
         if rpc_timeout_s <= 0:
             raise ValueError(f"rpc timeout must be positive, got {rpc_timeout_s}")
         if keepalive_s <= 0:
@@ -98,7 +101,7 @@ class EdgeClient:
         self.target = edge_target(address)  # raises a ValueError naming what is wrong with the address
         self.expected = expected
         self.channel_interceptor = ChannelInterceptor(defaults, seed,
-                                                      (expected.timesteps, *expected.latent_shape))
+                                                      (expected.timesteps, *expected.latent_shape), code)
         self.rpc_timeout_s = rpc_timeout_s
         self.compact = compact
         try:

@@ -7,6 +7,7 @@ load when the command runs (so ``sjscc edge`` never loads the web stack).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from sjscc.common.cli_support import DEFAULT_BUNDLE
 from sjscc.device.settings import DeviceSettings, add_arguments
@@ -83,10 +84,19 @@ def run_device(args: argparse.Namespace) -> int:
     )
     pipeline.warmup()
     defaults = ChannelSettings(settings.channel, settings.p, settings.erasure_policy,
-                               burst=parse_burst(settings.burst), interleave=parse_interleave(settings.interleave))
+                               burst=parse_burst(settings.burst), interleave=parse_interleave(settings.interleave),
+                               snr_db=settings.snr_db, modulation=settings.modulation, coherence=settings.coherence,
+                               decisions=settings.decisions, soft_bits=settings.soft_bits)
     expected = ExpectedModel(pipeline.model_id, pipeline.codec, pipeline.timesteps, pipeline.latent_shape)
+    code = None
+    if bundle.manifest.get("channel_code") is not None:  # separate coding: the link sends one LDPC block per image
+        from sjscc.common.channels.coding import link_for
+        from sjscc.device.link import check_coded_settings
+
+        code = link_for(bundle.manifest)
+        check_coded_settings(dataclasses.replace(defaults, modulation=code.modulation), code)  # refuse at startup
     client = EdgeClient(settings.edge, expected, defaults, seed=parse_seed(settings.seed),
-                        rpc_timeout_s=settings.rpc_timeout, tls=tls, keepalive_s=settings.keepalive)
+                        rpc_timeout_s=settings.rpc_timeout, tls=tls, keepalive_s=settings.keepalive, code=code)
     logging.getLogger("sjscc.device").info(
         "device model %s (%d payload bits, runtime %s), edge %s (%s), channel %s p=%g burst=%g interleave=%s "
         "seed=%s, API %s", pipeline.model_id, pipeline.payload_bits, pipeline.runtime.name, settings.edge,

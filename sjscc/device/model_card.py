@@ -53,6 +53,8 @@ class ModelCard(BaseModel):
     payload_bits: int = Field(description="T x c2 x h2 x w2")
     classes: list[str]
     train_channel: dict[str, Any] | None = None
+    channel_code: dict[str, Any] | None = Field(None, description="separate coding: the manifest's channel code "
+                                                                  "(kind, crc, k, n, rate, modulation, on_failure)")
     metrics: dict[str, Any] = Field(description="clean_accuracy, dataset, split, n_images, firing_rate when known")
     accuracy_curves: list[AccuracyCurve] = Field(description="the bundle's accuracy against p, when it carries any")
 
@@ -122,6 +124,7 @@ def model_card(bundle: Bundle) -> dict[str, Any]:
         "payload_bits": math.prod(bundle.payload_shape),
         "classes": bundle.classes,
         "train_channel": manifest.get("train_channel"),
+        "channel_code": manifest.get("channel_code"),
         "metrics": {key: metrics[key] for key in CARD_METRICS if key in metrics},
         "accuracy_curves": accuracy_curves(bundle),
     }

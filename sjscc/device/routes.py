@@ -35,7 +35,7 @@ from sjscc.device.answers import (
     transmitted_bits,
 )
 from sjscc.device.client import EdgeClient, EdgeError
-from sjscc.device.link import ChannelCall, data_frame_bytes, settings_for_request
+from sjscc.device.link import ChannelCall, check_coded_settings, data_frame_bytes, settings_for_request
 from sjscc.device.metrics import DeviceMetrics
 from sjscc.device.model_card import ModelCard
 from sjscc.device.pipeline import ACCEPTED_FORMATS, DevicePipeline, split_steps
@@ -111,6 +111,16 @@ async def classify(
                  ] = None,
     burst: Annotated[str | None, Query(description="ge: mean burst length in bits, >= 1")] = None,
     interleave: Annotated[str | None, Query(description="bit interleaver seed, or 'none'")] = None,
+    snr_db: Annotated[str | None, Query(description="awgn/rayleigh: Eb/N0 in dB per information bit")] = None,
+    modulation: Annotated[str | None, Query(description="awgn/rayleigh: bpsk, qpsk or 16qam (Gray)")] = None,
+    coherence: Annotated[str | None, Query(description="rayleigh: one fade per packet, per step or per N "
+                                                       "symbols (perfect CSI at the receiver)")] = None,
+    decisions: Annotated[str | None, Query(description="awgn/rayleigh: hard (bits to the edge) or soft (k-bit "
+                                                       "quantised LLRs to the edge)")] = None,
+    soft_bits: Annotated[str | None, Query(description="soft decisions: bits per quantised LLR, 2..8")] = None,
+    on_failure: Annotated[str | None, Query(description="bundles with a channel code: what the edge does with a "
+                                                        "block whose CRC fails, erase (classify fill bits) or "
+                                                        "misclassify (no label); default: the bundle's")] = None,
     seed: Annotated[str | None, Query(description="seed for a reproducible channel draw")] = None,
     include: Annotated[str | None, Query(description="'bits': add the payload as sent and as received "
                                                      "(base64) and the erased bits to the answer's 'bits'")] = None,
@@ -124,10 +134,23 @@ async def classify(
     start = time.perf_counter()
     pipeline, client = state.pipeline, state.client
     deadline = start + client.rpc_timeout_s
+    code = client.channel_interceptor.code
+    if code is not None and modulation is None:
+        modulation = code.modulation  # a coded bundle's block is sent at its own modulation unless a request says
     try:
-        call = ChannelCall(settings_for_request(client.defaults, channel, p, burst, interleave), parse_seed(seed))
+        settings = settings_for_request(client.defaults, channel, p, burst, interleave, snr_db=snr_db,
+                                        modulation=modulation, coherence=coherence, decisions=decisions,
+                                        soft_bits=soft_bits, on_failure=on_failure)
+        if code is not None:
+            check_coded_settings(settings, code)
+        elif on_failure is not None:
+            raise ValueError(f"on_failure applies to bundles with a channel code; model {pipeline.model_id} sends "
+                             f"its codec's bits uncoded")
+        call = ChannelCall(settings, parse_seed(seed))
         call.keep_bits = "bits" in parse_include(include)
         threshold = progressive_threshold(pipeline, mode, confidence)
+        if threshold is not None and settings.radio and settings.decisions == "soft":
+            raise ValueError("decisions=soft is not available with mode=progressive (each step is sent as bits)")
     except ValueError as error:
         raise state.fail(400, "bad_parameter", str(error)) from None
     if isinstance(image, str):  # sent without a filename: the same bytes, the same checks

@@ -44,6 +44,20 @@ class PayloadBits(_Answer):
     bit_order: str | None = Field(None, description="only with include=bits: how the base64 fields are laid out")
 
 
+class CodeAnswer(_Answer):
+    """Separate coding: the channel code the bundle's bits crossed the link in, and what became of the block."""
+
+    kind: str = Field(description="the channel code: ldpc (5G NR, belief propagation at the edge)")
+    crc: str = Field(description="the CRC that tells the edge whether the block decoded")
+    rate: float = Field(gt=0, le=1, description="code rate (information bits + CRC) / coded bits")
+    info_bits: int = Field(ge=1, description="source bits in the block (the codec's payload)")
+    coded_bits: int = Field(ge=1, description="coded bits sent over the channel")
+    symbols: int = Field(ge=1, description="channel uses of the block at the code's modulation")
+    decoded: bool = Field(description="whether the block passed its CRC after BP decoding at the edge")
+    on_failure: str = Field(description="what the edge does with a failed block: erase (classify fill bits) or "
+                                        "misclassify (no label)")
+
+
 class ChannelAnswer(_Answer):
     kind: str
     p: float = Field(ge=0, le=1)
@@ -52,6 +66,15 @@ class ChannelAnswer(_Answer):
     erased_bits: int = Field(ge=0)
     burst: float | None = Field(None, description="ge: the mean burst length (null for the other kinds)")
     interleave: int | None = Field(None, description="the bit interleaver's seed, null when none")
+    snr_db: float | None = Field(None, description="awgn/rayleigh: Eb/N0 in dB (null for the binary channels); p is "
+                                                   "then the link's closed-form hard-decision bit error rate")
+    modulation: str | None = Field(None, description="awgn/rayleigh: bpsk, qpsk or 16qam (Gray)")
+    coherence: str | int | None = Field(None, description="awgn/rayleigh: packet, step or N symbols per fade")
+    decisions: str | None = Field(None, description="awgn/rayleigh: hard (bits to the edge) or soft (quantised LLRs)")
+    soft_bits: int | None = Field(None, description="soft decisions: bits per quantised LLR sent to the edge")
+    symbols: int | None = Field(None, ge=0, description="awgn/rayleigh: channel uses spent on the payload")
+    code: CodeAnswer | None = Field(None, description="bundles with a channel code (separate coding): the code, "
+                                                      "its rate and whether the block decoded; null otherwise")
 
 
 class LatencyMs(_Answer):
@@ -72,8 +95,9 @@ class EdgeReport(_Answer):
 
 class ClassifyAnswer(_Answer):
     request_id: str
-    label: str
-    class_index: int = Field(ge=0)
+    label: str | None = Field(description="the class; null only when a channel-coded block failed its CRC and the "
+                                          "failure policy is misclassify (channel.code)")
+    class_index: int | None = Field(ge=0, description="null exactly when label is")
     top: list[ClassScore]
     model_id: str
     bits: PayloadBits

@@ -10,6 +10,7 @@ import argparse
 from dataclasses import dataclass
 
 from sjscc.common.channels import CHANNELS, ERASURE_POLICIES
+from sjscc.common.channels.radio import MODULATIONS
 from sjscc.common.cli_support import (
     BURST,
     DEFAULT_BUNDLE,
@@ -24,9 +25,11 @@ from sjscc.common.cli_support import (
     TORCH_THREADS_HELP,
     Setting,
     add_settings,
+    converter,
     named_choice,
     setting_values,
 )
+from sjscc.common.params import parse_decisions, parse_link_coherence, parse_modulation, parse_snr_db, parse_soft_bits
 
 RPC_TIMEOUT_S = 5.0
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
@@ -48,6 +51,18 @@ SETTINGS: tuple[Setting, ...] = (
             BURST, "L"),
     Setting("--interleave", "SJSCC_INTERLEAVE", None,
             "seed of the bit interleaver around the channel (default: none)", INTERLEAVE, "SEED"),
+    Setting("--snr-db", "SJSCC_SNR_DB", 6.0, "awgn/rayleigh: Eb/N0 in dB per information bit, in [-30, 60]",
+            converter("Eb/N0", parse_snr_db), "DB"),
+    Setting("--modulation", "SJSCC_MODULATION", "bpsk", "awgn/rayleigh: Gray-mapped modulation (Sionna)",
+            converter("modulation", parse_modulation), "{" + ",".join(MODULATIONS) + "}"),
+    Setting("--coherence", "SJSCC_COHERENCE", "packet",
+            "rayleigh: one fade per payload (packet), per time step (step) or per N symbols; perfect CSI at the "
+            "receiver", converter("coherence", parse_link_coherence), "packet|step|N"),
+    Setting("--decisions", "SJSCC_DECISIONS", "hard",
+            "awgn/rayleigh: hard bits to the edge, or soft: k-bit quantised LLRs (see --soft-bits)",
+            converter("decisions", parse_decisions), "{hard,soft}"),
+    Setting("--soft-bits", "SJSCC_SOFT_BITS", 4, "soft decisions: bits per quantised LLR on the wire (2..8)",
+            converter("soft bits", parse_soft_bits), "K"),
     Setting("--seed", "SJSCC_SEED", None, "channel seed, an integer (default: fresh randomness)", SEED),
     Setting("--erasure-policy", "SJSCC_ERASURE_POLICY", "random",
             "what the edge reads for a BEC-erased bit: a fair coin (the papers'), 0, or a coin drawn by the edge "
@@ -101,6 +116,11 @@ class DeviceSettings:
     p: float
     burst: object
     interleave: str | None
+    snr_db: float
+    modulation: str
+    coherence: str | int
+    decisions: str
+    soft_bits: int
     seed: str | None
     erasure_policy: str
     compute_device: str

@@ -8,14 +8,17 @@ Every request is checked before it can join a batch, so one malformed request ne
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from sjscc.common import bitstream
 from sjscc.common.bundle import Bundle, BundleHalf
+from sjscc.common.channels.radio import SOFT_BITS_RANGE, levels_to_probability, unpack_levels
 from sjscc.common.devices import select_device
 
 DEFAULT_TOP_K = 5
@@ -41,6 +44,14 @@ class EncodedRequest:
     request_id: str = ""
     erasure_mask: bytes | None = None
     top_k: int = 0
+    soft_bits: int = 0
+    """0: ``payload`` is bits; k: k-bit LLR levels of a soft-decision radio link (decoded to P(bit = 1))."""
+    coded_bits: int = 0
+    """0: the payload is source bits; n: the n coded bits (or their LLR levels) of the bundle's LDPC block."""
+    hard_llr: float = 0.0
+    """Hard decisions on a coded block: the reliability the receiver gives each decided bit."""
+    on_failure: str = ""
+    """Policy for a block whose CRC fails (``erase`` | ``misclassify``); empty: the bundle's."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,13 @@ class DecodedRequest:
     bits: torch.Tensor
     top_k: int
     decode_ms: float
+    decoded: bool | None = None
+    """Coded requests: whether the block passed its CRC (None for an uncoded request)."""
+    on_failure: str = ""
+    """Coded requests: the policy applied; ``misclassify`` on a failed block withholds the classes."""
+    llr: torch.Tensor | None = None
+    """Coded requests before BP: the block's LLRs ``[n]`` (:meth:`EdgePipeline.decode_blocks` replaces them by
+    the decoded bits)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,8 @@ class EdgePrediction:
     top: list[ClassScore]
     edge_compute_ms: float
     batch_size: int
+    decoded: bool | None = None
+    on_failure: str = ""
 
 
 class EdgePipeline(BundleHalf):
@@ -90,6 +110,18 @@ class EdgePipeline(BundleHalf):
             self._erasure_coins.seed()
         else:
             self._erasure_coins.manual_seed(erasure_seed)
+        self.code, self.on_failure, self.fill = None, "", ""
+        if bundle.manifest.get("channel_code") is not None:
+            self._load_code(bundle)
+
+    def _load_code(self, bundle: Bundle) -> None:
+        """The bundle's channel code (separate coding): the edge runs its BP decoder and CRC, then the policy."""
+        from sjscc.common.channels.coding import failure_policy, link_for
+
+        self.code = link_for(bundle.manifest)
+        self.on_failure, self.fill = failure_policy(bundle.manifest)
+        if self.code.k != self.payload_bits:
+            raise ValueError(f"channel_code k = {self.code.k} but the codec sends {self.payload_bits} bits per image")
 
     def warmup(self) -> None:
         """One forward pass on zeros, so the first real request does not pay for lazy initialisation."""
@@ -115,7 +147,9 @@ class EdgePipeline(BundleHalf):
 
     def unpack(self, request: EncodedRequest, shape: tuple[int, ...], what: str = "") -> torch.Tensor:
         """The request's payload as bits of ``shape``, erased bits (when it carries a mask) replaced by fair coins;
-        ``what`` prefixes the error (e.g. ``"step 3 "``)."""
+        ``what`` prefixes the error (e.g. ``"step 3 "``). A soft-decision payload gives ``P(bit = 1)`` instead."""
+        if request.soft_bits:
+            return self._soft_input(request, shape, what)
         try:
             bits = bitstream.unpack(request.payload, shape)
         except bitstream.PayloadError as error:
@@ -129,6 +163,25 @@ class EdgePipeline(BundleHalf):
         coins = (torch.rand(bits.shape, generator=self._erasure_coins) < 0.5).to(bits.dtype)
         return torch.where(erased, coins, bits)
 
+    def _soft_input(self, request: EncodedRequest, shape: tuple[int, ...], what: str) -> torch.Tensor:
+        """k-bit LLR levels -> ``P(bit = 1)`` of ``shape``: what the decoder reads for soft decisions
+        (:attr:`sjscc.common.codecs.Codec.received_input`)."""
+        if request.erasure_mask is not None:
+            raise RequestError("a soft-decision payload carries no erasure mask")
+        levels = self._soft_levels(request, math.prod(shape), what)
+        return levels_to_probability(torch.from_numpy(levels.astype("int64")).view(shape), request.soft_bits)
+
+    @staticmethod
+    def _soft_levels(request: EncodedRequest, count: int, what: str = "") -> np.ndarray:
+        """The request's ``count`` k-bit LLR levels (numpy uint8); a wrong size or k is a :class:`RequestError`."""
+        low, high = SOFT_BITS_RANGE
+        if not low <= request.soft_bits <= high:
+            raise RequestError(f"soft_bits must be 0 (bits) or {low}..{high} (LLR levels), got {request.soft_bits}")
+        try:
+            return unpack_levels(request.payload, count, request.soft_bits)
+        except ValueError as error:
+            raise RequestError(f"{what}payload: {error}") from None
+
     def top_k(self, requested: int) -> int:
         """The number of classes to answer with: the request's, else the edge's default, at most all classes."""
         return min(requested or self.default_top_k, len(self.classes))
@@ -137,8 +190,63 @@ class EdgePipeline(BundleHalf):
         """Check the header against the model and unpack the payload; raises before any compute is spent."""
         start = time.perf_counter()
         self.check_header(request)
+        if request.coded_bits:
+            return self._decode_block(request, start)
         bits = self.unpack(request, self.payload_shape)
         return DecodedRequest(request.request_id, bits, self.top_k(request.top_k), (time.perf_counter() - start) * 1e3)
+
+    def block_llrs(self, request: EncodedRequest) -> torch.Tensor:
+        """The coded block's LLRs ``[1, n]`` (Sionna's sign, ln P(1)/P(0)) from its hard bits or soft levels."""
+        from sjscc.common.channels.radio import dequantize_llr
+
+        if self.code is None:
+            raise ModelMismatchError(f"request carries a coded block but model {self.model_id} names no channel code")
+        if request.coded_bits != self.code.n:
+            raise RequestError(f"coded_bits={request.coded_bits} but this bundle's code sends {self.code.n}")
+        if request.erasure_mask is not None:
+            raise RequestError("a coded block carries no erasure mask")
+        if request.soft_bits:
+            levels = self._soft_levels(request, self.code.n)
+            return dequantize_llr(torch.from_numpy(levels.astype("int64")), request.soft_bits).view(1, -1)
+        if not (math.isfinite(request.hard_llr) and request.hard_llr >= 0):
+            raise RequestError(f"hard_llr must be a finite reliability >= 0, got {request.hard_llr}")
+        try:
+            bits = bitstream.unpack(request.payload, (1, self.code.n))
+        except bitstream.PayloadError as error:
+            raise RequestError(f"coded payload: {error}") from None
+        return (2.0 * bits.float() - 1.0) * request.hard_llr
+
+    def _decode_block(self, request: EncodedRequest, start: float) -> DecodedRequest:
+        """Check a coded request and read its block's LLRs; BP waits for the batch (:meth:`decode_blocks`)."""
+        from sjscc.common.channels.coding import FAILURE_POLICIES
+
+        on_failure = request.on_failure or self.on_failure
+        if on_failure not in FAILURE_POLICIES:
+            raise RequestError(f"on_failure must be one of {FAILURE_POLICIES}, got {request.on_failure!r}")
+        llr = self.block_llrs(request)[0]
+        placeholder = torch.zeros(self.payload_shape)
+        return DecodedRequest(request.request_id, placeholder, self.top_k(request.top_k),
+                              (time.perf_counter() - start) * 1e3, None, on_failure, llr)
+
+    def decode_blocks(self, batch: Sequence[DecodedRequest]) -> list[DecodedRequest]:
+        """BP + CRC for the batch's coded blocks in one call (in the batcher's thread, off the event loop), then
+        each block's failure policy (F4's :func:`recover`): ``erase`` classifies fill bits in place of a failed
+        block, ``misclassify`` withholds the classes. Uncoded requests pass unchanged."""
+        from sjscc.common.channels.coding import recover
+
+        coded = [index for index, item in enumerate(batch) if item.llr is not None]
+        result = list(batch)
+        if not coded:
+            return result
+        with torch.inference_mode():
+            bits, ok = self.code.decode(torch.stack([batch[i].llr for i in coded]))
+        for row, index in enumerate(coded):
+            item = batch[index]
+            filled, _ = recover(bits[row: row + 1], ok[row: row + 1], item.on_failure, self.fill,
+                                generator=self._erasure_coins)
+            result[index] = dataclasses.replace(item, bits=filled.view(self.payload_shape).float(),
+                                                decoded=bool(ok[row]), llr=None)
+        return result
 
     @torch.inference_mode()
     def logits(self, bits: torch.Tensor) -> torch.Tensor:
@@ -146,17 +254,22 @@ class EdgePipeline(BundleHalf):
         return self.tail(self.decoder(bits.to(self.device))).float().cpu()
 
     def predict(self, batch: Sequence[DecodedRequest]) -> list[EdgePrediction]:
-        """One forward pass for the whole batch; each request gets its own top-k."""
+        """BP for the batch's coded blocks, then one forward pass for the whole batch; each request gets its own
+        top-k."""
         if not batch:
             return []
         start = time.perf_counter()
+        batch = self.decode_blocks(batch)
         probs = torch.softmax(self.logits(torch.stack([item.bits for item in batch])), dim=1)
         forward_ms = (time.perf_counter() - start) * 1e3
         predictions = []
         for item, row in zip(batch, probs, strict=True):
             values, indices = row.topk(item.top_k)
             top = [ClassScore(self.classes[i], float(v), int(i)) for v, i in zip(values, indices.tolist(), strict=True)]
-            predictions.append(EdgePrediction(item.request_id, top, item.decode_ms + forward_ms, len(batch)))
+            if item.decoded is False and item.on_failure == "misclassify":
+                top = []  # a failed block counted wrong: the edge names no class
+            predictions.append(EdgePrediction(item.request_id, top, item.decode_ms + forward_ms, len(batch),
+                                              item.decoded, item.on_failure))
         return predictions
 
     def infer(self, request: EncodedRequest) -> EdgePrediction:

@@ -29,6 +29,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from sjscc.common.channels.radio import SOFT_BITS_RANGE, soft_levels_bytes
 from sjscc.common.tls import TLSSettings
 from sjscc.edge.batching import Batched, BatcherClosedError, BatcherFullError, MicroBatcher
 from sjscc.edge.pipeline import (
@@ -68,9 +69,11 @@ def bounded(text: str, limit: int = MAX_ERROR_CHARS) -> str:
 
 
 def max_request_bytes(pipeline: EdgePipeline) -> int:
-    """The largest request the model can need: its payload, an erasure mask as long, and the header."""
-    payload_bytes = (pipeline.payload_bits + 7) // 8
-    return 2 * payload_bytes + HEADER_ALLOWANCE_BYTES
+    """The largest request the model can need: its payload with an erasure mask as long, or a soft-decision payload
+    of the widest LLR levels (8 bits per payload bit), and the header."""
+    bits = max(pipeline.payload_bits, pipeline.code.n if pipeline.code is not None else 0)
+    payload_bytes = (bits + 7) // 8
+    return max(2 * payload_bytes, soft_levels_bytes(bits, SOFT_BITS_RANGE[1])) + HEADER_ALLOWANCE_BYTES
 
 
 def _header(message: sjscc_pb2.EncodedFeature | sjscc_pb2.EncodedStep) -> dict:
@@ -84,11 +87,17 @@ def _header(message: sjscc_pb2.EncodedFeature | sjscc_pb2.EncodedStep) -> dict:
         request_id=message.request_id,
         erasure_mask=message.erasure_mask if message.HasField("erasure_mask") else None,
         top_k=message.top_k,
+        soft_bits=getattr(message, "soft_bits", 0),  # EncodedFeature only: steps carry bits
     )
 
 
+def _coded_fields(message: sjscc_pb2.EncodedFeature) -> dict:
+    """Separate coding: the coded block's size, the hard-decision reliability and the failure policy."""
+    return dict(coded_bits=message.coded_bits, hard_llr=message.hard_llr, on_failure=message.on_failure)
+
+
 def request_from_proto(message: sjscc_pb2.EncodedFeature) -> EncodedRequest:
-    fields = _header(message)
+    fields = {**_header(message), **_coded_fields(message)}
     fields["model_id"] = fields["model_id"] or message.model_key.hex()  # a compact request names it in 8 bytes
     return EncodedRequest(**fields)
 
@@ -121,7 +130,11 @@ def _prediction_fields(batched: Batched[EdgePrediction], model_id: str, compute_
 
 def prediction_to_proto(batched: Batched[EdgePrediction], model_id: str, compute_device: str,
                         instance: str = "") -> sjscc_pb2.Prediction:
-    return sjscc_pb2.Prediction(**_prediction_fields(batched, model_id, compute_device, instance))
+    reply = sjscc_pb2.Prediction(**_prediction_fields(batched, model_id, compute_device, instance))
+    if batched.value.decoded is not None:  # a coded block: say whether it decoded and what the edge did if not
+        reply.block_decoded = batched.value.decoded
+        reply.on_failure = batched.value.on_failure
+    return reply
 
 
 def step_prediction_to_proto(batched: Batched[EdgePrediction], step: int, model_id: str,

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0bsjscc.proto\x12\x08sjscc.v1\"\xcd\x01\n\x0e\x45ncodedFeature\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x11\n\ttimesteps\x18\x02 \x01(\r\x12\x14\n\x0clatent_shape\x18\x03 \x03(\r\x12\r\n\x05\x63odec\x18\x04 \x01(\t\x12\x10\n\x08model_id\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x19\n\x0c\x65rasure_mask\x18\x07 \x01(\x0cH\x00\x88\x01\x01\x12\r\n\x05top_k\x18\x08 \x01(\r\x12\x11\n\tmodel_key\x18\x0f \x01(\x0c\x42\x0f\n\r_erasure_mask\">\n\nClassScore\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0c\n\x04prob\x18\x02 \x01(\x02\x12\x13\n\x0b\x63lass_index\x18\x03 \x01(\r\"\xbe\x01\n\nPrediction\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12!\n\x03top\x18\x03 \x03(\x0b\x32\x14.sjscc.v1.ClassScore\x12\x17\n\x0f\x65\x64ge_compute_ms\x18\x04 \x01(\x01\x12\x10\n\x08queue_ms\x18\x05 \x01(\x01\x12\x12\n\nbatch_size\x18\x06 \x01(\r\x12\x16\n\x0e\x63ompute_device\x18\x07 \x01(\t\x12\x10\n\x08instance\x18\t \x01(\t\"\x12\n\x10ModelInfoRequest\"\xb1\x01\n\x0eModelInfoReply\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\r\n\x05\x63odec\x18\x02 \x01(\t\x12\x11\n\ttimesteps\x18\x03 \x01(\r\x12\x14\n\x0clatent_shape\x18\x04 \x03(\r\x12\x14\n\x0cpayload_bits\x18\x05 \x01(\r\x12\x0f\n\x07\x63lasses\x18\x06 \x03(\t\x12\x16\n\x0e\x63ompute_device\x18\x07 \x01(\t\x12\x16\n\x0emax_batch_size\x18\x08 \x01(\r\"\xc5\x01\n\x0b\x45ncodedStep\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x0c\n\x04step\x18\x02 \x01(\r\x12\x11\n\ttimesteps\x18\x03 \x01(\r\x12\x14\n\x0clatent_shape\x18\x04 \x03(\r\x12\r\n\x05\x63odec\x18\x05 \x01(\t\x12\x10\n\x08model_id\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x19\n\x0c\x65rasure_mask\x18\x08 \x01(\x0cH\x00\x88\x01\x01\x12\r\n\x05top_k\x18\t \x01(\rB\x0f\n\r_erasure_mask\"\xd0\x01\n\x0eStepPrediction\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x0c\n\x04step\x18\x03 \x01(\r\x12!\n\x03top\x18\x04 \x03(\x0b\x32\x14.sjscc.v1.ClassScore\x12\x17\n\x0f\x65\x64ge_compute_ms\x18\x05 \x01(\x01\x12\x10\n\x08queue_ms\x18\x06 \x01(\x01\x12\x12\n\nbatch_size\x18\x07 \x01(\r\x12\x16\n\x0e\x63ompute_device\x18\x08 \x01(\t\x12\x10\n\x08instance\x18\t \x01(\t2\xd4\x01\n\rEdgeInference\x12\x37\n\x05Infer\x12\x18.sjscc.v1.EncodedFeature\x1a\x14.sjscc.v1.Prediction\x12\x41\n\tModelInfo\x12\x1a.sjscc.v1.ModelInfoRequest\x1a\x18.sjscc.v1.ModelInfoReply\x12G\n\x10InferProgressive\x12\x15.sjscc.v1.EncodedStep\x1a\x18.sjscc.v1.StepPrediction(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0bsjscc.proto\x12\x08sjscc.v1\"\x9a\x02\n\x0e\x45ncodedFeature\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x11\n\ttimesteps\x18\x02 \x01(\r\x12\x14\n\x0clatent_shape\x18\x03 \x03(\r\x12\r\n\x05\x63odec\x18\x04 \x01(\t\x12\x10\n\x08model_id\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x19\n\x0c\x65rasure_mask\x18\x07 \x01(\x0cH\x00\x88\x01\x01\x12\r\n\x05top_k\x18\x08 \x01(\r\x12\x11\n\tsoft_bits\x18\t \x01(\r\x12\x12\n\ncoded_bits\x18\n \x01(\r\x12\x10\n\x08hard_llr\x18\x0b \x01(\x02\x12\x12\n\non_failure\x18\x0c \x01(\t\x12\x11\n\tmodel_key\x18\x0f \x01(\x0c\x42\x0f\n\r_erasure_mask\">\n\nClassScore\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0c\n\x04prob\x18\x02 \x01(\x02\x12\x13\n\x0b\x63lass_index\x18\x03 \x01(\r\"\x80\x02\n\nPrediction\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12!\n\x03top\x18\x03 \x03(\x0b\x32\x14.sjscc.v1.ClassScore\x12\x17\n\x0f\x65\x64ge_compute_ms\x18\x04 \x01(\x01\x12\x10\n\x08queue_ms\x18\x05 \x01(\x01\x12\x12\n\nbatch_size\x18\x06 \x01(\r\x12\x16\n\x0e\x63ompute_device\x18\x07 \x01(\t\x12\x10\n\x08instance\x18\t \x01(\t\x12\x1a\n\rblock_decoded\x18\n \x01(\x08H\x00\x88\x01\x01\x12\x12\n\non_failure\x18\x0b \x01(\tB\x10\n\x0e_block_decoded\"\x12\n\x10ModelInfoRequest\"\xb1\x01\n\x0eModelInfoReply\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\r\n\x05\x63odec\x18\x02 \x01(\t\x12\x11\n\ttimesteps\x18\x03 \x01(\r\x12\x14\n\x0clatent_shape\x18\x04 \x03(\r\x12\x14\n\x0cpayload_bits\x18\x05 \x01(\r\x12\x0f\n\x07\x63lasses\x18\x06 \x03(\t\x12\x16\n\x0e\x63ompute_device\x18\x07 \x01(\t\x12\x16\n\x0emax_batch_size\x18\x08 \x01(\r\"\xc5\x01\n\x0b\x45ncodedStep\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x0c\n\x04step\x18\x02 \x01(\r\x12\x11\n\ttimesteps\x18\x03 \x01(\r\x12\x14\n\x0clatent_shape\x18\x04 \x03(\r\x12\r\n\x05\x63odec\x18\x05 \x01(\t\x12\x10\n\x08model_id\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x19\n\x0c\x65rasure_mask\x18\x08 \x01(\x0cH\x00\x88\x01\x01\x12\r\n\x05top_k\x18\t \x01(\rB\x0f\n\r_erasure_mask\"\xd0\x01\n\x0eStepPrediction\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x0c\n\x04step\x18\x03 \x01(\r\x12!\n\x03top\x18\x04 \x03(\x0b\x32\x14.sjscc.v1.ClassScore\x12\x17\n\x0f\x65\x64ge_compute_ms\x18\x05 \x01(\x01\x12\x10\n\x08queue_ms\x18\x06 \x01(\x01\x12\x12\n\nbatch_size\x18\x07 \x01(\r\x12\x16\n\x0e\x63ompute_device\x18\x08 \x01(\t\x12\x10\n\x08instance\x18\t \x01(\t2\xd4\x01\n\rEdgeInference\x12\x37\n\x05Infer\x12\x18.sjscc.v1.EncodedFeature\x1a\x14.sjscc.v1.Prediction\x12\x41\n\tModelInfo\x12\x1a.sjscc.v1.ModelInfoRequest\x1a\x18.sjscc.v1.ModelInfoReply\x12G\n\x10InferProgressive\x12\x15.sjscc.v1.EncodedStep\x1a\x18.sjscc.v1.StepPrediction(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,19 +32,19 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sjscc_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ENCODEDFEATURE']._serialized_start=26
-  _globals['_ENCODEDFEATURE']._serialized_end=231
-  _globals['_CLASSSCORE']._serialized_start=233
-  _globals['_CLASSSCORE']._serialized_end=295
-  _globals['_PREDICTION']._serialized_start=298
-  _globals['_PREDICTION']._serialized_end=488
-  _globals['_MODELINFOREQUEST']._serialized_start=490
-  _globals['_MODELINFOREQUEST']._serialized_end=508
-  _globals['_MODELINFOREPLY']._serialized_start=511
-  _globals['_MODELINFOREPLY']._serialized_end=688
-  _globals['_ENCODEDSTEP']._serialized_start=691
-  _globals['_ENCODEDSTEP']._serialized_end=888
-  _globals['_STEPPREDICTION']._serialized_start=891
-  _globals['_STEPPREDICTION']._serialized_end=1099
-  _globals['_EDGEINFERENCE']._serialized_start=1102
-  _globals['_EDGEINFERENCE']._serialized_end=1314
+  _globals['_ENCODEDFEATURE']._serialized_end=308
+  _globals['_CLASSSCORE']._serialized_start=310
+  _globals['_CLASSSCORE']._serialized_end=372
+  _globals['_PREDICTION']._serialized_start=375
+  _globals['_PREDICTION']._serialized_end=631
+  _globals['_MODELINFOREQUEST']._serialized_start=633
+  _globals['_MODELINFOREQUEST']._serialized_end=651
+  _globals['_MODELINFOREPLY']._serialized_start=654
+  _globals['_MODELINFOREPLY']._serialized_end=831
+  _globals['_ENCODEDSTEP']._serialized_start=834
+  _globals['_ENCODEDSTEP']._serialized_end=1031
+  _globals['_STEPPREDICTION']._serialized_start=1034
+  _globals['_STEPPREDICTION']._serialized_end=1242
+  _globals['_EDGEINFERENCE']._serialized_start=1245
+  _globals['_EDGEINFERENCE']._serialized_end=1457
 # @@protoc_insertion_point(module_scope)

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EncodedFeature(_message.Message):
-    __slots__ = ("payload", "timesteps", "latent_shape", "codec", "model_id", "request_id", "erasure_mask", "top_k", "model_key")
+    __slots__ = ("payload", "timesteps", "latent_shape", "codec", "model_id", "request_id", "erasure_mask", "top_k", "soft_bits", "coded_bits", "hard_llr", "on_failure", "model_key")
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     TIMESTEPS_FIELD_NUMBER: _ClassVar[int]
     LATENT_SHAPE_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,10 @@ class EncodedFeature(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ERASURE_MASK_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
+    SOFT_BITS_FIELD_NUMBER: _ClassVar[int]
+    CODED_BITS_FIELD_NUMBER: _ClassVar[int]
+    HARD_LLR_FIELD_NUMBER: _ClassVar[int]
+    ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
     MODEL_KEY_FIELD_NUMBER: _ClassVar[int]
     payload: bytes
     timesteps: int
@@ -25,8 +29,12 @@ class EncodedFeature(_message.Message):
     request_id: str
     erasure_mask: bytes
     top_k: int
+    soft_bits: int
+    coded_bits: int
+    hard_llr: float
+    on_failure: str
     model_key: bytes
-    def __init__(self, payload: _Optional[bytes] = ..., timesteps: _Optional[int] = ..., latent_shape: _Optional[_Iterable[int]] = ..., codec: _Optional[str] = ..., model_id: _Optional[str] = ..., request_id: _Optional[str] = ..., erasure_mask: _Optional[bytes] = ..., top_k: _Optional[int] = ..., model_key: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, payload: _Optional[bytes] = ..., timesteps: _Optional[int] = ..., latent_shape: _Optional[_Iterable[int]] = ..., codec: _Optional[str] = ..., model_id: _Optional[str] = ..., request_id: _Optional[str] = ..., erasure_mask: _Optional[bytes] = ..., top_k: _Optional[int] = ..., soft_bits: _Optional[int] = ..., coded_bits: _Optional[int] = ..., hard_llr: _Optional[float] = ..., on_failure: _Optional[str] = ..., model_key: _Optional[bytes] = ...) -> None: ...
 
 class ClassScore(_message.Message):
     __slots__ = ("label", "prob", "class_index")
@@ -39,7 +47,7 @@ class ClassScore(_message.Message):
     def __init__(self, label: _Optional[str] = ..., prob: _Optional[float] = ..., class_index: _Optional[int] = ...) -> None: ...
 
 class Prediction(_message.Message):
-    __slots__ = ("request_id", "model_id", "top", "edge_compute_ms", "queue_ms", "batch_size", "compute_device", "instance")
+    __slots__ = ("request_id", "model_id", "top", "edge_compute_ms", "queue_ms", "batch_size", "compute_device", "instance", "block_decoded", "on_failure")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     TOP_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +56,8 @@ class Prediction(_message.Message):
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_DEVICE_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_DECODED_FIELD_NUMBER: _ClassVar[int]
+    ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     model_id: str
     top: _containers.RepeatedCompositeFieldContainer[ClassScore]
@@ -56,7 +66,9 @@ class Prediction(_message.Message):
     batch_size: int
     compute_device: str
     instance: str
-    def __init__(self, request_id: _Optional[str] = ..., model_id: _Optional[str] = ..., top: _Optional[_Iterable[_Union[ClassScore, _Mapping]]] = ..., edge_compute_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ..., batch_size: _Optional[int] = ..., compute_device: _Optional[str] = ..., instance: _Optional[str] = ...) -> None: ...
+    block_decoded: bool
+    on_failure: str
+    def __init__(self, request_id: _Optional[str] = ..., model_id: _Optional[str] = ..., top: _Optional[_Iterable[_Union[ClassScore, _Mapping]]] = ..., edge_compute_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ..., batch_size: _Optional[int] = ..., compute_device: _Optional[str] = ..., instance: _Optional[str] = ..., block_decoded: _Optional[bool] = ..., on_failure: _Optional[str] = ...) -> None: ...
 
 class ModelInfoRequest(_message.Message):
     __slots__ = ()

@@ -43,6 +43,9 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--batch-sizes", default="1,32", metavar="N,N",
                        help="comma-separated batch sizes (default 1,32)")
     bench.add_argument("--iterations", type=int, default=10, help="timed runs per measurement; the median is kept")
+    bench.add_argument("--radio-link", action="store_true",
+                       help="also measure the radio link (Sionna) in Mbit/s: hard and soft BPSK over AWGN, hard "
+                            "16-QAM, hard BPSK over block Rayleigh (adds 'radio_link' to the JSON)")
     bench.add_argument("--out", metavar="FILE.json", default=None, help="save the JSON report here")
     bench.add_argument("--device", choices=["auto", "cpu", "cuda"], default=env_default("bench_device", "auto"),
                        help="torch device (auto: CUDA when available)")

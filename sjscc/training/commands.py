@@ -28,9 +28,10 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     kinds = "|".join(kind for kind in CHANNELS if kind != "none")
     evaluate = sub.add_parser(
         "eval", help="accuracy over a channel sweep, repeated, as JSON (+ plot)",
-        description="Accuracy of one or more bundles over BSC/BEC/GE at each p, repeated with fresh channel noise "
-                    "(mean ± std). Head and encoder run once per bundle; each (p, repeat) reruns only channel, "
-                    "decoder and tail, with noise seeded from (seed, repeat, p index).")
+        description="Accuracy of one or more bundles over BSC/BEC/GE at each p, or over a radio link (awgn, "
+                    "rayleigh; Sionna) at each Eb/N0, repeated with fresh channel noise (mean ± std). Head and "
+                    "encoder run once per bundle; each (p, repeat) reruns only channel, decoder and tail, with "
+                    "noise seeded from (seed, repeat, p index), or for a link from (seed, repeat, the setting).")
     evaluate.add_argument("--bundle", action="append", metavar="DIR",
                           help=f"bundle folder (repeatable: one report per bundle; default {DEFAULT_BUNDLE})")
     evaluate.add_argument("--data-root", default=env_default("data_root", None),
@@ -42,7 +43,22 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
                           help="test split, or the seeded stratified validation split training used "
                                "(val_fraction and split_seed read from the bundle)")
     evaluate.add_argument("--channel", default="bsc", metavar=f"{kinds}|bsc,ge",
-                          help="channel kind(s) to sweep: bsc, bec, ge (Gilbert-Elliott bursts, see --burst)")
+                          help="channel kind(s) to sweep: bsc, bec, ge (Gilbert-Elliott bursts, see --burst) over "
+                               "--p, or the radio links awgn, rayleigh over --snr-db (not both in one run)")
+    evaluate.add_argument("--snr-db", default="-4,-2,0,2,4,6,8,10", metavar="DB,DB,...",
+                          help="awgn/rayleigh only: comma-separated Eb/N0 values in dB (per information bit)")
+    evaluate.add_argument("--modulation", choices=["bpsk", "qpsk", "16qam"], default="bpsk",
+                          help="awgn/rayleigh only: Gray-mapped modulation (Sionna)")
+    evaluate.add_argument("--coherence", default="packet", metavar="packet|step|N",
+                          help="rayleigh only: one fade per payload (packet), per time step (step) or per N "
+                               "symbols; the receiver knows each fade (perfect CSI)")
+    evaluate.add_argument("--decisions", choices=["hard", "soft"], default="hard",
+                          help="awgn/rayleigh only: hard bits, or soft P(bit=1) from k-bit quantised LLRs")
+    evaluate.add_argument("--soft-bits", type=int, default=4, metavar="K",
+                          help="soft decisions: bits per quantised LLR (2..8), what crosses the wire to the edge")
+    evaluate.add_argument("--no-bsc-equivalent", action="store_true",
+                          help="awgn/rayleigh: skip the BSC(p = the link's closed-form BER) runs beside each SNR")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bars on stderr")
     evaluate.add_argument("--p", default="0,0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.45,0.5", metavar="P,P,...",
                           help="comma-separated bit error / erasure probabilities (ge: mean bit error rates)")
     evaluate.add_argument("--burst", type=float, default=8.0, metavar="L",
@@ -93,8 +109,8 @@ def add_plot(sub: argparse._SubParsersAction) -> None:
                                       "or the firing-rate histogram from files written by sjscc eval --out.")
     plot.add_argument("--inputs", nargs="+", required=True, metavar="FILE.json", help="sjscc eval outputs")
     plot.add_argument("--out", required=True, metavar="FILE.png", help="image to write")
-    plot.add_argument("--kind", choices=["accuracy", "firing-rate", "rate"], default="accuracy",
-                      help="which figure (rate: accuracy against bits per image)")
+    plot.add_argument("--kind", choices=["accuracy", "firing-rate", "rate", "link"], default="accuracy",
+                      help="which figure (rate: accuracy against bits per image; link: accuracy against Eb/N0)")
     plot.add_argument("--title", help="figure title")
     plot.add_argument("--labels", help="comma-separated legend entries, one per input (default: from the bundles)")
     plot.set_defaults(func=run_plot)
@@ -131,14 +147,20 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--limit must be >= 0, got {args.limit}")
     burst, interleave, energy_images = parse_link_options(args, channels, probabilities)
     _check_halves(args, channels)
+    snrs, link = parse_radio_options(args)
     bundles = args.bundle or [args.bundle_default]
     thresholds = _check_progressive(args, bundles)
+    if thresholds is not None and any(kind in ("awgn", "rayleigh") for kind in channels):
+        raise ValueError("--confidence/--prefixes sweep p on binary channels; they are not available with a radio "
+                         "link (awgn, rayleigh)")
     reports = []
     for bundle in bundles:
         report = evaluate_bundle(bundle, args.data_root, args.dataset, args.split, channels, probabilities,
                                  args.repeats, args.seed, args.batch_size, args.limit, args.device,
                                  args.erasure_policy, args.download, burst=burst, interleave=interleave,
-                                 energy_images=energy_images)
+                                 energy_images=energy_images, snrs=snrs, link=link,
+                                 bsc_equivalent=not getattr(args, "no_bsc_equivalent", False),
+                                 progress=not getattr(args, "quiet", False))
         reports.append(report)
         print(format_table([report]), flush=True)
         if thresholds is not None:
@@ -150,7 +172,11 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"wrote {args.out}", file=sys.stderr)
     from sjscc.training.plots import plot_accuracy, plot_firing_rates
 
-    if args.plot:
+    if args.plot and any(row.get("snr_db") is not None for report in reports for row in report["results"]):
+        from sjscc.training.plots import plot_link_accuracy
+
+        print(f"wrote {plot_link_accuracy(reports, args.plot, args.title)}", file=sys.stderr)
+    elif args.plot:
         print(f"wrote {plot_accuracy(reports, args.plot, args.title)}", file=sys.stderr)
     if getattr(args, "rate_plot", None):
         from sjscc.training.plots import plot_rate_accuracy
@@ -159,6 +185,19 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.firing_hist:
         print(f"wrote {plot_firing_rates(reports, args.firing_hist, args.title)}", file=sys.stderr)
     return 0
+
+
+def parse_radio_options(args: argparse.Namespace) -> tuple[list[float], object]:
+    """``--snr-db`` and the link's ``--modulation --coherence --decisions --soft-bits`` as (SNRs, LinkSettings),
+    checked before any image is encoded."""
+    from sjscc.common.channels import LinkSettings
+    from sjscc.training.evaluate import DEFAULT_SNR_DB, parse_snrs
+
+    snrs = parse_snrs(getattr(args, "snr_db", None) or list(DEFAULT_SNR_DB))
+    link = LinkSettings(snr_db=snrs[0], modulation=getattr(args, "modulation", "bpsk"),
+                        coherence=getattr(args, "coherence", "packet"), decisions=getattr(args, "decisions", "hard"),
+                        soft_bits=getattr(args, "soft_bits", 4))
+    return snrs, link
 
 
 def parse_link_options(args: argparse.Namespace, channels: list[str],

@@ -44,6 +44,14 @@ class ChannelConfig:
     """``kind: ge`` only: the Gilbert-Elliott channel's mean burst length in bits (p at most L/(L+1))."""
     interleave: int | None = None
     """Seed of the bit interleaver around the channel (null: none); the same seed at eval and serving."""
+    snr_db: float = 6.0
+    """``kind: awgn | rayleigh`` (radio link, :class:`sjscc.common.channels.LinkSettings`): Eb/N0 in dB."""
+    snr_db_max: float | None = None
+    """Radio link: when set, Eb/N0 is drawn uniformly from [snr_db, snr_db_max] for every batch."""
+    modulation: str = "bpsk"
+    coherence: str = "packet"
+    decisions: str = "hard"
+    soft_bits: int = 4
 
 
 @dataclass

@@ -8,6 +8,13 @@ with the same payload shape see the same noise (common random numbers make their
 The noise of one pass is drawn batch by batch in order, so a result is reproducible for the same seed,
 batch size and device.
 
+Radio links (``awgn``, ``rayleigh``; issue 21) sweep Eb/N0 instead of p: one row per SNR with the link's
+settings (``snr_db``, ``modulation``, ``coherence``, ``decisions``), the measured hard-decision ``ber`` and, as
+``p``, the link's closed-form BER; its noise is seeded by :func:`link_seed` from the setting itself (kind, SNR,
+modulation, coherence, not its position in the list; not the decisions, so hard and soft rows of one setting
+see the same noise and are paired). Each row also carries ``bsc_equivalent``: the same bundle over BSC at
+``p`` = that closed-form BER, the abstraction the link replaces.
+
 The report of one bundle is the contract of ``sjscc eval`` (DESIGN.md)::
 
     {"bundle": model_id, "dataset", "split", "n_images", "clean_accuracy",
@@ -18,10 +25,13 @@ plus extra fields (per-repeat accuracies, the firing-rate histogram, timings, th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +39,17 @@ from typing import Any
 import torch
 
 from sjscc.common.bundle import Bundle, load_bundle
-from sjscc.common.channels import CHANNELS, DEFAULT_BURST, build_channel, check_burst, check_probability
+from sjscc.common.channels import (
+    CHANNELS,
+    DEFAULT_BURST,
+    LINK_KINDS,
+    LinkSettings,
+    RadioChannel,
+    build_channel,
+    check_burst,
+    check_probability,
+)
+from sjscc.common.channels.radio import closed_form_ber
 from sjscc.common.devices import select_device
 from sjscc.common.energy import estimate_energy, format_energy
 from sjscc.common.model import SplitModel
@@ -38,7 +58,8 @@ from sjscc.training.data import DataError, ImageSet, Normalize, first, load_spli
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_P = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 HISTOGRAM_BINS = 50
-EVAL_CHANNELS = ("bsc", "bec", "ge")
+EVAL_CHANNELS = ("bsc", "bec", "ge", "awgn", "rayleigh")
+DEFAULT_SNR_DB = (-4.0, -2.0, 0.0, 2.0, 4.0, 6.0, 8.0, 10.0)
 
 
 @dataclass
@@ -73,6 +94,22 @@ def parse_probabilities(text: str | Sequence[float]) -> list[float]:
     return values
 
 
+def parse_snrs(text: str | Sequence[float]) -> list[float]:
+    """``"-4,-2,0"`` -> ``[-4.0, -2.0, 0.0]``: Eb/N0 values in dB, each checked as :class:`LinkSettings` does."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    values = []
+    for item in items:
+        if isinstance(item, str):
+            try:
+                item = float(item)
+            except ValueError:
+                raise ValueError(f"--snr-db {text!r}: {item.strip()!r} is not a number; write e.g. -2,0,2,4") from None
+        values.append(LinkSettings(snr_db=item).snr_db)
+    if not values:
+        raise ValueError("--snr-db needs at least one Eb/N0 in dB, e.g. -2,0,2,4")
+    return values
+
+
 def parse_channels(text: str | Sequence[str]) -> list[str]:
     """``"bsc,bec"`` -> ``["bsc", "bec"]``; only the noisy channels are swept (clean accuracy is always measured)."""
     names = [n.strip() for n in text.split(",")] if isinstance(text, str) else list(text)
@@ -81,6 +118,10 @@ def parse_channels(text: str | Sequence[str]) -> list[str]:
             raise ValueError(f"unknown channel {name!r} for a sweep; use {', '.join(EVAL_CHANNELS)} or e.g. 'bsc,ge'")
     if not names:
         raise ValueError(f"--channel needs at least one of {', '.join(EVAL_CHANNELS)}")
+    radio = [name for name in names if name in LINK_KINDS]
+    if radio and len(radio) != len(names):
+        raise ValueError(f"--channel {','.join(names)}: sweep radio links (awgn, rayleigh: over --snr-db) and binary "
+                         "channels (bsc, bec, ge: over --p) in separate runs")
     return list(dict.fromkeys(names))
 
 
@@ -88,6 +129,13 @@ def channel_seed(seed: int, repeat: int, p_index: int) -> int:
     """A 63-bit generator seed from ``(seed, repeat, p_index)``: stable across runs, processes and machines."""
     digest = hashlib.sha256(f"sjscc-eval:{seed}:{repeat}:{p_index}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def link_seed(seed: int, repeat: int, kind: str, link: LinkSettings) -> int:
+    """A 63-bit generator seed keyed by the link setting itself (kind, Eb/N0, modulation, coherence), so runs with
+    different SNR lists are paired; the decisions are left out, so hard and soft see the same noise."""
+    key = f"sjscc-eval-link:{seed}:{repeat}:{kind}:{link.snr_db!r}:{link.modulation}:{link.coherence}"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 def _index_batches(n: int, batch_size: int) -> list[slice]:
@@ -148,14 +196,38 @@ def decode_accuracy(model: SplitModel, encoded: EncodedSet, channel: str | None,
     return hits / max(1, len(encoded))
 
 
+def _accuracy_fields(hits: Sequence[int], n_images: int) -> dict[str, Any]:
+    """Mean and population std over repeats, from integer hit counts (equal repeats give exactly std 0)."""
+    repeats, n = len(hits), max(1, n_images)
+    variance = sum((h * repeats - sum(hits)) ** 2 for h in hits) / repeats**3
+    return {"accuracy_mean": sum(hits) / repeats / n, "accuracy_std": math.sqrt(variance) / n, "repeats": repeats,
+            "accuracies": [h / n for h in hits]}
+
+
+@contextmanager
+def _progress(total: int, label: str, enabled: bool) -> Iterator[Any]:
+    """A tqdm bar on stderr for one sweep (``enabled=False``: a silent stand-in)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=label, unit="pass", file=sys.stderr, disable=not enabled, leave=False)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
 def sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str], probabilities: Sequence[float],
           repeats: int = 10, seed: int = 0, device: torch.device | str = "cpu",
           batch_size: int = DEFAULT_BATCH_SIZE, erasure_policy: str = "random", *,
-          burst: float = DEFAULT_BURST, interleave: int | None = None) -> list[dict[str, Any]]:
-    """One result per (channel, p): mean and population std of the accuracy over ``repeats`` noise draws.
+          burst: float = DEFAULT_BURST, interleave: int | None = None, snrs: Sequence[float] = DEFAULT_SNR_DB,
+          link: LinkSettings | None = None, bsc_equivalent: bool = True,
+          progress: bool = False) -> list[dict[str, Any]]:
+    """One result per (channel, p), or per (radio link, Eb/N0): mean and population std of the accuracy over
+    ``repeats`` noise draws.
 
     Rows of the ``ge`` channel carry its mean burst length ``burst``; with an interleaver every row carries
-    its seed ``interleave``."""
+    its seed ``interleave``. Radio links sweep ``snrs`` with the other settings from ``link`` (see
+    :func:`link_rows`)."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     device = torch.device(device)
@@ -163,20 +235,81 @@ def sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str], proba
     for channel in channels:
         if channel not in CHANNELS:
             raise ValueError(f"unknown channel {channel!r}; known: {sorted(CHANNELS)}")
-        for p_index, p in enumerate(probabilities):
-            hits = []
-            for repeat in range(repeats):
-                generator = torch.Generator(device=device).manual_seed(channel_seed(seed, repeat, p_index))
-                hits.append(count_correct(model, encoded, channel, p, generator, device, batch_size, erasure_policy,
-                                          burst=burst, interleave=interleave))
-            n = max(1, len(encoded))
-            # from integer hit counts, so equal repeats give exactly std 0 and the mean has no summation error
-            mean_hits = sum(hits) / repeats
-            variance = sum((h * repeats - sum(hits)) ** 2 for h in hits) / repeats**3
-            results.append({"channel": channel, "p": float(p), "accuracy_mean": mean_hits / n,
-                            "accuracy_std": math.sqrt(variance) / n, "repeats": repeats,
-                            "accuracies": [h / n for h in hits], **link_fields(channel, burst, interleave)})
+        if channel in LINK_KINDS:
+            results += link_rows(model, encoded, channel, snrs, link or LinkSettings(), repeats, seed, device,
+                                 batch_size, bsc_equivalent=bsc_equivalent, progress=progress)
+            continue
+        with _progress(len(probabilities) * repeats, channel, progress) as bar:
+            for p_index, p in enumerate(probabilities):
+                hits = []
+                for repeat in range(repeats):
+                    generator = torch.Generator(device=device).manual_seed(channel_seed(seed, repeat, p_index))
+                    hits.append(count_correct(model, encoded, channel, p, generator, device, batch_size,
+                                              erasure_policy, burst=burst, interleave=interleave))
+                    bar.update()
+                results.append({"channel": channel, "p": float(p), **_accuracy_fields(hits, len(encoded)),
+                                **link_fields(channel, burst, interleave)})
     return results
+
+
+@torch.no_grad()
+def _link_pass(model: SplitModel, encoded: EncodedSet, link: RadioChannel, generator: torch.Generator,
+               device: torch.device, batch_size: int) -> tuple[int, int]:
+    """One pass over the cached bits through a radio link: (top-1 hits, hard-decision bit errors)."""
+    model.eval()
+    hits = errors = 0
+    for part in _index_batches(len(encoded), batch_size):
+        out = link.transmit(encoded.bits[part].to(device).float(), 0.0, generator)
+        logits = model.tail(model.codec.decoder(out.received))
+        hits += int((logits.argmax(1).cpu() == encoded.labels[part]).sum())
+        errors += int(out.flipped.sum())
+    return hits, errors
+
+
+def link_rows(model: SplitModel, encoded: EncodedSet, kind: str, snrs: Sequence[float], link: LinkSettings,
+              repeats: int = 10, seed: int = 0, device: torch.device | str = "cpu",
+              batch_size: int = DEFAULT_BATCH_SIZE, *, bsc_equivalent: bool = True,
+              progress: bool = False) -> list[dict[str, Any]]:
+    """One row per Eb/N0 over the radio link ``kind`` with ``link``'s modulation, coherence and decisions.
+
+    A row: ``channel``, ``p`` (the closed-form hard BER, :func:`closed_form_ber`), ``snr_db``, ``modulation``,
+    ``coherence``, ``decisions`` (+ ``soft_bits``), the measured hard-decision ``ber`` (over all repeats),
+    ``symbols`` per image, the accuracy fields, and ``bsc_equivalent`` = the accuracy over BSC(p) with the same
+    repeats (seeded from the same key), unless ``bsc_equivalent`` is False.
+    """
+    device = torch.device(device)
+    payload_bits = int(encoded.bits[0].numel()) if len(encoded) else 0
+    rows = []
+    with _progress(len(snrs) * repeats * (2 if bsc_equivalent else 1), f"{kind} {link.modulation} {link.decisions}",
+                   progress) as bar:
+        for snr in snrs:
+            settings = dataclasses.replace(link, snr_db=snr)
+            channel = RadioChannel(kind, settings)
+            p = closed_form_ber(kind, settings)
+            hits, errors = [], 0
+            for repeat in range(repeats):
+                generator = torch.Generator(device=device).manual_seed(link_seed(seed, repeat, kind, settings))
+                hit, error = _link_pass(model, encoded, channel, generator, device, batch_size)
+                hits.append(hit)
+                errors += error
+                bar.update()
+            row = {"channel": kind, "p": p, **settings.describe(), "ber": errors / max(1, payload_bits * len(encoded)
+                                                                                        * repeats),
+                   "symbols": channel.symbols_per_payload(payload_bits), **_accuracy_fields(hits, len(encoded))}
+            if settings.decisions == "soft":
+                row["soft_bits"] = settings.soft_bits
+            if bsc_equivalent:
+                bsc_hits = []
+                for repeat in range(repeats):
+                    generator = torch.Generator(device=device).manual_seed(
+                        link_seed(seed, repeat, f"bsc-equivalent-{kind}", settings))
+                    bsc_hits.append(count_correct(model, encoded, "bsc", p, generator, device, batch_size))
+                    bar.update()
+                fields = _accuracy_fields(bsc_hits, len(encoded))
+                row["bsc_equivalent"] = {"p": p, "accuracy_mean": fields["accuracy_mean"],
+                                         "accuracy_std": fields["accuracy_std"]}
+            rows.append(row)
+    return rows
 
 
 def link_fields(channel: str, burst: float, interleave: int | None) -> dict[str, Any]:
@@ -203,7 +336,9 @@ def evaluate_model(model: SplitModel, data: ImageSet, normalize: Normalize, chan
                    probabilities: Sequence[float], repeats: int = 10, seed: int = 0,
                    device: torch.device | str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
                    erasure_policy: str = "random", *, burst: float = DEFAULT_BURST,
-                   interleave: int | None = None) -> dict[str, Any]:
+                   interleave: int | None = None, snrs: Sequence[float] = DEFAULT_SNR_DB,
+                   link: LinkSettings | None = None, bsc_equivalent: bool = True,
+                   progress: bool = False) -> dict[str, Any]:
     """Clean accuracy, firing rates and the sweep for one model on ``data`` (no bundle needed)."""
     device = torch.device(device)
     started = time.perf_counter()
@@ -211,7 +346,8 @@ def evaluate_model(model: SplitModel, data: ImageSet, normalize: Normalize, chan
     encode_seconds = time.perf_counter() - started
     clean = decode_accuracy(model, encoded, None, 0.0, None, device, batch_size)
     results = sweep(model, encoded, channels, probabilities, repeats, seed, device, batch_size, erasure_policy,
-                    burst=burst, interleave=interleave)
+                    burst=burst, interleave=interleave, snrs=snrs, link=link, bsc_equivalent=bsc_equivalent,
+                    progress=progress)
     return {"n_images": len(encoded), "clean_accuracy": clean, "results": results,
             "firing_rate": firing_rate_summary(encoded), "seed": seed, "batch_size": batch_size,
             "erasure_policy": erasure_policy, "device": str(device),
@@ -250,6 +386,9 @@ def bundle_label(manifest: dict[str, Any]) -> str:
     trained = f"trained {train.get('kind', '?')} p={train.get('p', '?')}" if train else "untrained channel"
     if train.get("p_max") is not None:
         trained += f"..{train['p_max']}"
+    if train.get("kind") in LINK_KINDS:
+        span = f"{train.get('snr_db')}" + (f"..{train['snr_db_max']}" if train.get("snr_db_max") is not None else "")
+        trained = f"trained {train['kind']} {train.get('modulation')} {train.get('decisions')} {span} dB"
     codec = manifest.get("codec", "?")
     if codec != "snn":
         return f"{codec}, {trained}"
@@ -301,7 +440,9 @@ def evaluate_bundle(path: str | Path, data_root: str | Path | None = None, datas
                     probabilities: Sequence[float] = DEFAULT_P, repeats: int = 10, seed: int = 0,
                     batch_size: int = DEFAULT_BATCH_SIZE, limit: int = 0, device: str = "auto",
                     erasure_policy: str = "random", download: bool = False, *, burst: float = DEFAULT_BURST,
-                    interleave: int | None = None, energy_images: int = 0) -> dict[str, Any]:
+                    interleave: int | None = None, energy_images: int = 0,
+                    snrs: Sequence[float] = DEFAULT_SNR_DB, link: LinkSettings | None = None,
+                    bsc_equivalent: bool = True, progress: bool = False) -> dict[str, Any]:
     """The ``sjscc eval`` report of one bundle (see the module docstring for its fields).
 
     ``energy_images`` > 0 adds ``energy``: :func:`sjscc.common.energy.estimate_energy` over the first that
@@ -313,7 +454,8 @@ def evaluate_bundle(path: str | Path, data_root: str | Path | None = None, datas
     model = bundle.build(device=torch_device)
     normalize = Normalize(bundle.spec.mean, bundle.spec.std)
     measured = evaluate_model(model, data, normalize, channels, probabilities, repeats, seed, torch_device,
-                              batch_size, erasure_policy, burst=burst, interleave=interleave)
+                              batch_size, erasure_policy, burst=burst, interleave=interleave, snrs=snrs,
+                              link=link, bsc_equivalent=bsc_equivalent, progress=progress)
     if energy_images > 0:
         measured["energy"] = energy_report(model, data, normalize, torch_device, energy_images, batch_size)
     measured["seconds"]["total"] = round(time.perf_counter() - started, 3)
@@ -337,8 +479,22 @@ def format_table(reports: Sequence[dict[str, Any]]) -> str:
                      f"{report['n_images']} images, clean accuracy {report['clean_accuracy']:.4f}{rate_text}")
         lines.append(f"  {'channel':<14}{'p':>7}  {'accuracy mean':>13}  {'std':>7}  {'repeats':>7}")
         for row in report["results"]:
+            if row.get("snr_db") is not None:
+                continue
             lines.append(f"  {_channel_label(row):<14}{row['p']:>7.3f}  {row['accuracy_mean']:>13.4f}  "
                          f"{row['accuracy_std']:>7.4f}  {row['repeats']:>7d}")
+        link_rows_ = [row for row in report["results"] if row.get("snr_db") is not None]
+        if link_rows_:
+            lines[-1] = (f"  {'link':<28}{'Eb/N0 dB':>9}  {'ber':>8}  {'accuracy mean':>13}  {'std':>7}  "
+                         f"{'BSC(p) acc':>10}  {'repeats':>7}")
+        for row in link_rows_:
+            label = f"{row['channel']} {row['modulation']} {row['decisions']}"
+            if row["channel"] == "rayleigh":
+                label += f" c={row['coherence']}"
+            bsc = row.get("bsc_equivalent", {}).get("accuracy_mean")
+            bsc_text = f"{bsc:>10.4f}" if bsc is not None else f"{'-':>10}"
+            lines.append(f"  {label:<28}{row['snr_db']:>9.2f}  {row['ber']:>8.5f}  {row['accuracy_mean']:>13.4f}  "
+                         f"{row['accuracy_std']:>7.4f}  {bsc_text}  {row['repeats']:>7d}")
         if report.get("energy"):
             lines.append(format_energy(report["energy"]))
     return "\n".join(lines)

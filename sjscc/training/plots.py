@@ -122,6 +122,58 @@ def plot_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title: str
     return _save(figure, out)
 
 
+def _link_panel(row: dict[str, Any]) -> str:
+    """A radio-link row's panel: link kind, modulation and (Rayleigh) coherence."""
+    panel = f"{row['channel'].upper()} {row['modulation'].upper()}"
+    return panel + (f", coherence {row['coherence']}" if row["channel"] == "rayleigh" else "")
+
+
+def plot_link_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title: str | None = None) -> Path:
+    """Accuracy (mean ± std over repeats) against Eb/N0 over radio links, one panel per (link, modulation,
+    coherence); per bundle a solid line for hard and a dash-dot line for soft decisions, and a dotted line for the
+    same bundle over BSC(p = the link's closed-form BER): where the dotted line and the link's line part, the BSC
+    abstraction no longer describes the link. Reports of one bundle (its hard and soft sweeps saved apart) are
+    merged first, so a bundle keeps one colour."""
+    merged: dict[str, dict[str, Any]] = {}
+    for report in reports:
+        if report["bundle"] in merged:
+            merged[report["bundle"]]["results"] = merged[report["bundle"]]["results"] + list(report["results"])
+        else:
+            merged[report["bundle"]] = {**report, "results": list(report["results"])}
+    reports = list(merged.values())
+    rows_of = [[row for row in report["results"] if row.get("snr_db") is not None] for report in reports]
+    panels = list(dict.fromkeys(_link_panel(row) for rows in rows_of for row in rows))
+    if not panels:
+        raise ValueError("the reports hold no radio-link results (rows with snr_db) to plot")
+    colours, labels = [f"C{i % 10}" for i in range(len(reports))], _labels(reports)  # line style = decisions
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.2), squeeze=False)
+    for axis, panel in zip(axes[0], panels, strict=True):
+        for rows, colour, label in zip(rows_of, colours, labels, strict=True):
+            for decisions, style in (("hard", "-"), ("soft", "-.")):
+                line = sorted((r for r in rows if _link_panel(r) == panel and r["decisions"] == decisions),
+                              key=lambda r: r["snr_db"])
+                if not line:
+                    continue
+                axis.errorbar([r["snr_db"] for r in line], [100 * r["accuracy_mean"] for r in line],
+                              yerr=[100 * r["accuracy_std"] for r in line], label=f"{label}, {decisions}",
+                              color=colour, linestyle=style, marker="o", markersize=3, capsize=3, linewidth=1.4)
+            equivalent = sorted((r for r in rows if _link_panel(r) == panel and r.get("bsc_equivalent")),
+                                key=lambda r: r["snr_db"])
+            seen: dict[float, dict[str, Any]] = {r["snr_db"]: r["bsc_equivalent"] for r in equivalent}
+            if seen:
+                axis.errorbar(list(seen), [100 * e["accuracy_mean"] for e in seen.values()],
+                              yerr=[100 * e["accuracy_std"] for e in seen.values()], label=f"{label}, BSC(p) equiv.",
+                              color=colour, linestyle=":", marker="x", markersize=3, capsize=2, linewidth=1.0)
+        axis.set_xlabel("Eb/N0 (dB)")
+        axis.set_ylabel("accuracy (%)")
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=6)
+        axis.set_title(panel)
+    if title:
+        figure.suptitle(title)
+    return _save(figure, out)
+
+
 def _ladder_key(report: dict[str, Any]) -> int | None:
     """Latent values per image of a fixed-rate ``cnn-q<n>`` report (its rung's family), else None."""
     codec, bits, n = str(report.get("codec", "")), report.get("payload_bits"), report.get("timesteps")
@@ -226,4 +278,5 @@ def _save(figure: plt.Figure, out: str | Path) -> Path:
     return path
 
 
-PLOTS = {"accuracy": plot_accuracy, "firing-rate": plot_firing_rates, "rate": plot_rate_accuracy}
+PLOTS = {"accuracy": plot_accuracy, "firing-rate": plot_firing_rates, "rate": plot_rate_accuracy,
+         "link": plot_link_accuracy}

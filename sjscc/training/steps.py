@@ -17,7 +17,13 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from sjscc.common.channels import NoiselessChannel, build_channel, gilbert_elliott_transitions
+from sjscc.common.channels import (
+    LINK_KINDS,
+    LinkSettings,
+    NoiselessChannel,
+    build_channel,
+    gilbert_elliott_transitions,
+)
 from sjscc.training.config import ChannelConfig, TrainConfig
 
 
@@ -87,8 +93,16 @@ def training_step(number: int) -> TrainingStep:
 
 def build_training_channel(channel: ChannelConfig) -> NoiselessChannel:
     """The channel of a config, every p it may draw checked first (GE refuses p above L/(L+1))."""
+    if channel.kind in LINK_KINDS:
+        return build_channel(channel.kind, link=link_settings(channel))
     if channel.kind == "ge":
         for p in (channel.p, channel.p if channel.p_max is None else channel.p_max):
             gilbert_elliott_transitions(p, channel.burst)
     return build_channel(channel.kind, channel.erasure_policy, channel.burst, channel.interleave)
+
+
+def link_settings(channel: ChannelConfig) -> LinkSettings:
+    """A radio link's :class:`LinkSettings` from a config's channel section (checked there)."""
+    return LinkSettings(snr_db=channel.snr_db, modulation=channel.modulation, coherence=channel.coherence,
+                        decisions=channel.decisions, soft_bits=channel.soft_bits, snr_db_max=channel.snr_db_max)
 

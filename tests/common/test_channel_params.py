@@ -29,7 +29,7 @@ def test_values_and_empties() -> None:
     (parse_probability, "half", r"p must be a number in \[0, 1\], got 'half'"),
     (parse_burst, "0", "burst length must be a finite number >= 1"),
     (parse_interleave, "1e3", "interleave must be a seed"),
-    (parse_channel_kind, "awgn", "unknown channel 'awgn'; use one of none, bsc, bec, ge"),
+    (parse_channel_kind, "wifi", "unknown channel 'wifi'; use one of none, bsc, bec, ge, awgn, rayleigh"),
     (parse_confidence, "0", r"confidence must be in \(0, 1\], got '0'"),
     (parse_confidence, "nan", r"confidence must be in \(0, 1\]"),
     (parse_confidence, "high", r"confidence must be a number in \(0, 1\], got 'high'"),

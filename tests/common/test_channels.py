@@ -195,8 +195,8 @@ def test_probability_accepts_numbers() -> None:
 
 
 def test_unknown_channel_and_policy() -> None:
-    with pytest.raises(ValueError, match=r"unknown channel 'awgn'"):
-        build_channel("awgn")
+    with pytest.raises(ValueError, match=r"unknown channel 'wifi'"):
+        build_channel("wifi")
     with pytest.raises(ValueError, match=r"unknown erasure_policy 'ones'"):
         BinaryErasureChannel("ones")
     with pytest.raises(ValueError, match=r"unknown erasure_policy 'drop'"):

@@ -79,8 +79,8 @@ def test_request_overrides_and_their_errors() -> None:
     assert settings_for_request(defaults) == defaults
     assert settings_for_request(defaults, "bec") == ChannelSettings("bec", 0.1)
     assert settings_for_request(defaults, p="0.25") == ChannelSettings("bsc", 0.25)
-    with pytest.raises(ValueError, match="unknown channel 'awgn'"):
-        settings_for_request(defaults, "awgn")
+    with pytest.raises(ValueError, match="unknown channel 'wifi'"):
+        settings_for_request(defaults, "wifi")
     for bad in ("1.5", "-0.1", "nan", "abc", ""):
         with pytest.raises(ValueError, match="p must"):
             settings_for_request(defaults, p=bad)

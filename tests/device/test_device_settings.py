@@ -24,6 +24,8 @@ SAMPLES = {
     "--tls-key": ("/k.pem", "/k.pem"), "--edge-server-name": ("edge.local", "edge.local"),
     "--keepalive": ("1.5", 1.5), "--max-batch-size": ("4", 4), "--torch-threads": ("2", 2),
     "--runtime": ("onnx", "onnx"),
+    "--snr-db": ("3.5", 3.5), "--modulation": ("16qam", "16qam"), "--coherence": ("64", 64),
+    "--decisions": ("soft", "soft"), "--soft-bits": ("8", 8),
 }
 
 

@@ -157,7 +157,9 @@ def run_cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.Complet
     ("device", {"SJSCC_P": "1.5"}, [], "SJSCC_P='1.5': expected a finite number in [0, 1]"),
     ("device", {}, ["--p", "nan"], "argument --p: 'nan'"),
     ("device", {"SJSCC_DEVICE_PORT": "80000"}, [], "argument --port: SJSCC_DEVICE_PORT='80000'"),
-    ("device", {"SJSCC_CHANNEL": "awgn"}, [], "argument --channel: SJSCC_CHANNEL='awgn': expected one of none"),
+    ("device", {"SJSCC_CHANNEL": "wifi"}, [], "argument --channel: SJSCC_CHANNEL='wifi': expected one of none"),
+    ("device", {"SJSCC_SNR_DB": "loud"}, [], "argument --snr-db: SJSCC_SNR_DB='loud'"),
+    ("device", {"SJSCC_COHERENCE": "0"}, [], "argument --coherence: SJSCC_COHERENCE='0'"),
     ("device", {"SJSCC_SEED": "-3"}, [], "argument --seed: SJSCC_SEED='-3'"),
     ("device", {"SJSCC_EDGE": "no-port"}, [], "argument --edge: SJSCC_EDGE='no-port': expected HOST:PORT"),
     ("device", {"SJSCC_RPC_TIMEOUT": "0"}, [], "argument --rpc-timeout: SJSCC_RPC_TIMEOUT='0'"),
@@ -181,7 +183,7 @@ def test_a_bad_option_or_variable_is_one_line_naming_it_and_exit_2(command, env,
 @pytest.mark.parametrize("command", ["device", "edge", "demo"])
 def test_help_works_whatever_the_environment_holds(command: str) -> None:
     env = {"SJSCC_P": "abc", "SJSCC_EDGE_PORT": "x", "SJSCC_DEVICE_PORT": "y", "SJSCC_MAX_BATCH_SIZE": "?",
-           "SJSCC_RPC_TIMEOUT": "soon", "SJSCC_CHANNEL": "awgn", "SJSCC_SEED": "z"}
+           "SJSCC_RPC_TIMEOUT": "soon", "SJSCC_CHANNEL": "wifi", "SJSCC_SEED": "z"}
     result = run_cli(command, "--help", env=env)
     assert result.returncode == 0, result.stderr
     assert f"usage: sjscc {command}" in result.stdout

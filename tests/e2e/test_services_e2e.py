@@ -209,7 +209,7 @@ def test_ge_bursts_over_rest_with_and_without_the_interleaver(http) -> None:
     (None, {}, 400, "'image' is required"),
     ("photo", {"p": "2"}, 400, "p must be in [0, 1]"),
     ("photo", {"p": "lots"}, 400, "p must be a number"),
-    ("photo", {"channel": "awgn"}, 400, "unknown channel 'awgn'"),
+    ("photo", {"channel": "wifi"}, 400, "unknown channel 'wifi'"),
     ("photo", {"seed": "x"}, 400, "seed must be an integer"),
 ])
 def test_bad_input_gets_a_4xx_that_names_the_problem(http, upload, params, status, words) -> None:

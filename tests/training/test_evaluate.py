@@ -147,8 +147,8 @@ def test_parsers() -> None:
                          ("1.5", r"\[0, 1\]"), ("-0.1", r"\[0, 1\]")):
         with pytest.raises(ValueError, match=message):
             parse_probabilities(bad)
-    with pytest.raises(ValueError, match="unknown channel 'awgn'"):
-        parse_channels("bsc,awgn")
+    with pytest.raises(ValueError, match="unknown channel 'wifi'"):
+        parse_channels("bsc,wifi")
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -24,10 +24,12 @@ from sjscc.common.channels.burst import (
 from sjscc.common.channels.interleaver import PAYLOAD_DIMS, InterleavedChannel, Interleaver
 from sjscc.common.channels.memoryless import ERASURE_POLICIES, BinaryErasureChannel, BinarySymmetricChannel
 from sjscc.common.channels.payload import PayloadReport, apply_to_payload
+from sjscc.common.channels.radio import LINK_KINDS, LinkOutput, LinkSettings, RadioChannel
 
 __all__ = [
     "CHANNELS", "DEFAULT_BURST", "ERASURE_POLICIES", "PAYLOAD_DIMS", "BinaryErasureChannel", "BinarySymmetricChannel",
-    "ChannelOutput", "GilbertElliottChannel", "InterleavedChannel", "Interleaver", "NoiselessChannel", "PayloadReport",
+    "ChannelOutput", "GilbertElliottChannel", "InterleavedChannel", "Interleaver", "LINK_KINDS", "LinkOutput",
+    "LinkSettings", "NoiselessChannel", "PayloadReport", "RadioChannel",
     "apply_to_payload", "awgn_bpsk_to_bsc", "build_channel", "check_burst", "check_probability",
     "gilbert_elliott_errors", "gilbert_elliott_transitions",
 ]
@@ -38,15 +40,25 @@ CHANNELS: dict[str, type[NoiselessChannel]] = {
     "bsc": BinarySymmetricChannel,
     "bec": BinaryErasureChannel,
     "ge": GilbertElliottChannel,
+    "awgn": RadioChannel,
+    "rayleigh": RadioChannel,
 }
 
 
 def build_channel(kind: str, erasure_policy: str = "random", burst: float = DEFAULT_BURST,
-                  interleave: int | None = None) -> NoiselessChannel:
-    """Build a channel by name: ``none``, ``bsc``, ``bec`` (with its erasure policy) or ``ge`` (with its mean
-    burst length); with an ``interleave`` seed, wrapped in that seed's :class:`Interleaver`."""
+                  interleave: int | None = None, link: LinkSettings | None = None) -> NoiselessChannel:
+    """Build a channel by name: ``none``, ``bsc``, ``bec`` (with its erasure policy), ``ge`` (with its mean
+    burst length) or a radio link ``awgn`` / ``rayleigh`` (with its :class:`LinkSettings`, default BPSK at
+    6 dB hard); with an ``interleave`` seed, wrapped in that seed's :class:`Interleaver` (binary channels only)."""
     if kind not in CHANNELS:
         raise ValueError(f"unknown channel {kind!r}; known: {sorted(CHANNELS)}")
+    if kind in LINK_KINDS:
+        if interleave is not None:
+            raise ValueError(f"interleaving is not available on the radio link {kind!r} (use coherence to set "
+                             "how long a fade lasts)")
+        return RadioChannel(kind, link)
+    if link is not None:
+        raise ValueError(f"link settings (snr_db, modulation, ...) apply to 'awgn' and 'rayleigh', not {kind!r}")
     if kind == "bec":
         channel: NoiselessChannel = BinaryErasureChannel(erasure_policy)
     elif kind == "ge":

@@ -10,6 +10,7 @@ import torch
 from sjscc.common import bitstream
 from sjscc.common.channels.base import NoiselessChannel, check_probability
 from sjscc.common.channels.memoryless import BinaryErasureChannel, BinarySymmetricChannel
+from sjscc.common.channels.radio import RadioChannel, pack_levels
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class PayloadReport:
     erased_bits: int
     erasure_mask: bytes | None = None
     erased_positions: bytes | None = None  # packed like the payload; only when asked for (for display)
+    symbols: int = 0  # radio links: channel uses spent on this payload
+    soft_bits: int = 0  # radio links with soft decisions: ``payload`` holds k-bit LLR levels, not bits
 
 
 def _packed_draws(channel: NoiselessChannel, shape: tuple[int, ...], p: float,
@@ -62,6 +65,8 @@ def apply_to_payload(
     """
     shape = tuple(int(d) for d in shape)
     bits = bitstream.unpack_bits(payload, shape)
+    if isinstance(channel, RadioChannel):
+        return _radio_payload(channel, bits, generator)
     draws = _packed_draws(channel, shape, p, generator)
     if draws is None:
         out = channel.transmit(torch.from_numpy(bits).float(), p, generator)
@@ -87,3 +92,15 @@ def apply_to_payload(
         return PayloadReport(bitstream.pack_bits(received), bits.size, flipped, erased, mask, positions)
     received = bits ^ hit_u8
     return PayloadReport(bitstream.pack_bits(received), bits.size, int(np.count_nonzero(hit_u8)), 0)
+
+
+def _radio_payload(channel: RadioChannel, bits: np.ndarray, generator: torch.Generator | None) -> PayloadReport:
+    """A radio link on one payload (the tensor form, batch of one): hard bits packed as today, or for soft
+    decisions the k-bit LLR levels packed with :func:`pack_levels` (``soft_bits`` says which)."""
+    out = channel.transmit(torch.from_numpy(bits).float().unsqueeze(0), 0.0, generator)
+    flipped = int(out.flipped.sum())
+    if channel.settings.decisions == "soft":
+        soft_bits = channel.settings.soft_bits
+        return PayloadReport(pack_levels(out.levels.numpy(), soft_bits), bits.size, flipped, 0,
+                             symbols=out.symbols, soft_bits=soft_bits)
+    return PayloadReport(bitstream.pack(out.received[0].to(torch.uint8)), bits.size, flipped, 0, symbols=out.symbols)

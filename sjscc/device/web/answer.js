@@ -17,7 +17,7 @@ export function clearAnswer() {
   $("result-prob").textContent = "";
   $("result-top").replaceChildren();
   for (const id of ["bits-payload", "bits-shape", "bits-wire", "bits-file", "bits-ratio", "bits-http",
-    "bits-channel", "raster-summary"]) {
+    "bits-channel", "bits-code", "raster-summary"]) {
     $(id).textContent = "–";
   }
   $("latency").replaceChildren();
@@ -25,7 +25,21 @@ export function clearAnswer() {
   $("latency-legend").replaceChildren();
 }
 
+// Separate coding (a bundle with a channel code): the code, its rate and whether the edge decoded the block.
+export function describeCode(code) {
+  if (!code) return "none (the codec's bits go on the link as they are)";
+  const verdict = code.decoded ? "decoded (CRC ok)" : `not decoded (CRC failed: ${code.on_failure})`;
+  return `${code.kind.toUpperCase()} + ${code.crc}, rate ${code.rate.toFixed(3)}: ${code.info_bits} bits in ` +
+    `${code.coded_bits} coded bits, ${code.symbols} symbols · ${verdict}`;
+}
+
 function showTop(answer) {
+  if (answer.label === null) {  // a coded block failed its CRC under the misclassify policy: no class
+    $("result-label").textContent = "no label";
+    $("result-prob").textContent = `the block failed its CRC · model ${answer.model_id}`;
+    $("result-top").replaceChildren();
+    return;
+  }
   $("result-label").textContent = answer.label;
   $("result-prob").textContent = `${percent(answer.top[0].prob)} · model ${answer.model_id}`;
   $("result-top").replaceChildren(...answer.top.map((entry) => {
@@ -56,7 +70,8 @@ function showBits(bits, channel, image, bytesDown) {
   $("bits-ratio").textContent = `${(fileBits / bits.payload_bits).toFixed(1)}× fewer bits than the file`;
   $("bits-http").textContent = `${image.blob.size.toLocaleString("en")} bytes of image up (plus the form), ` +
     `${bytesDown.toLocaleString("en")} bytes of JSON down (with the bits)`;
-  $("bits-channel").textContent = describeChannel(channel, bits.payload_bits);
+  $("bits-channel").textContent = describeChannel(channel, channel.code ? channel.code.coded_bits : bits.payload_bits);
+  $("bits-code").textContent = describeCode(channel.code);
 }
 
 function showLatency(latency) {

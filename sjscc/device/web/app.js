@@ -52,6 +52,11 @@ async function loadModel() {
   if (model.train_channel && model.train_channel.kind) {
     parts.push(`trained on ${model.train_channel.kind.toUpperCase()} p = ${model.train_channel.p}`);
   }
+  const code = model.channel_code;
+  if (code && code.kind) {  // separate coding: the block is sent at the code's modulation
+    parts.push(`${code.kind.toUpperCase()} + ${code.crc} at rate ${Number(code.rate).toFixed(3)}, ${code.modulation}`);
+    if (code.modulation) $("modulation").value = code.modulation;
+  }
   $("model-summary").textContent = parts.join(" · ");
 }
 

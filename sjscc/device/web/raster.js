@@ -28,7 +28,7 @@ export function redrawRaster() {
 export function drawRaster(bits, channel) {
   last = [bits, channel];
   const raster = $("raster");
-  const count = bits.payload_bits;
+  const count = channel.code ? channel.code.coded_bits : bits.payload_bits;  // a coded block: its n bits
   const rows = bits.timesteps;
   const columns = count / rows;
   const sent = bitsOf(bits.sent, count);
