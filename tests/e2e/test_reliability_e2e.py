@@ -111,7 +111,7 @@ BAD_UPLOADS = [
     ("p out of range", {"files": {"image": ("a.png", PHOTO, "image/png")}, "params": {"p": "2"}}, 400,
      "p must be in [0, 1]"),
     ("p not a number", {"files": {"image": ("a.png", PHOTO, "image/png")}, "params": {"p": "nan"}}, 400, "p must"),
-    ("unknown channel", {"files": {"image": ("a.png", PHOTO, "image/png")}, "params": {"channel": "awgn"}}, 400,
+    ("unknown channel", {"files": {"image": ("a.png", PHOTO, "image/png")}, "params": {"channel": "wifi"}}, 400,
      "unknown channel"),
     ("negative seed", {"files": {"image": ("a.png", PHOTO, "image/png")}, "params": {"seed": "-1"}}, 400,
      "seed must be"),
