@@ -30,7 +30,7 @@ import hashlib
 import math
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +78,9 @@ class EncodedSet:
         return self.bits.flatten(1).float().mean(1)
 
 
-def parse_probabilities(text: str | Sequence[float]) -> list[float]:
-    """``"0,0.05,0.1"`` -> ``[0.0, 0.05, 0.1]``; every value must be a probability."""
+def _parse_numbers(text: str | Sequence[float], flag: str, example: str, what: str,
+                   check: Callable[[float], float]) -> list[float]:
+    """A comma-separated list (or a sequence) of numbers for ``flag``, each passed through ``check``."""
     items = text.split(",") if isinstance(text, str) else list(text)
     values = []
     for item in items:
@@ -87,27 +88,21 @@ def parse_probabilities(text: str | Sequence[float]) -> list[float]:
             try:
                 item = float(item)
             except ValueError:
-                raise ValueError(f"--p {text!r}: {item.strip()!r} is not a number; write e.g. 0,0.05,0.1") from None
-        values.append(check_probability(item))
+                raise ValueError(f"{flag} {text!r}: {item.strip()!r} is not a number; write e.g. {example}") from None
+        values.append(check(item))
     if not values:
-        raise ValueError("--p needs at least one probability, e.g. 0,0.05,0.1")
+        raise ValueError(f"{flag} needs at least one {what}, e.g. {example}")
     return values
+
+
+def parse_probabilities(text: str | Sequence[float]) -> list[float]:
+    """``"0,0.05,0.1"`` -> ``[0.0, 0.05, 0.1]``; every value must be a probability."""
+    return _parse_numbers(text, "--p", "0,0.05,0.1", "probability", check_probability)
 
 
 def parse_snrs(text: str | Sequence[float]) -> list[float]:
     """``"-4,-2,0"`` -> ``[-4.0, -2.0, 0.0]``: Eb/N0 values in dB, each checked as :class:`LinkSettings` does."""
-    items = text.split(",") if isinstance(text, str) else list(text)
-    values = []
-    for item in items:
-        if isinstance(item, str):
-            try:
-                item = float(item)
-            except ValueError:
-                raise ValueError(f"--snr-db {text!r}: {item.strip()!r} is not a number; write e.g. -2,0,2,4") from None
-        values.append(LinkSettings(snr_db=item).snr_db)
-    if not values:
-        raise ValueError("--snr-db needs at least one Eb/N0 in dB, e.g. -2,0,2,4")
-    return values
+    return _parse_numbers(text, "--snr-db", "-2,0,2,4", "Eb/N0 in dB", lambda snr: LinkSettings(snr_db=snr).snr_db)
 
 
 def parse_channels(text: str | Sequence[str]) -> list[str]:
