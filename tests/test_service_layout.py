@@ -1,6 +1,6 @@
 """The services keep to their lanes: device/ and edge/ import only common/ and proto/ (never each other or
 training/), no part imports tools/, the package root holds only the CLI and the parts, ``sjscc edge`` does not
-load FastAPI, and every service option is in ``--help``."""
+load FastAPI, the root parser loads no torch, and every service option is in ``--help``."""
 
 from __future__ import annotations
 
@@ -47,9 +47,12 @@ def test_the_package_root_holds_only_the_cli_and_the_parts() -> None:
                        "tools"}, sorted(entries)
 
 
-def test_building_the_root_parser_does_not_load_the_web_stack() -> None:
+def test_building_the_root_parser_loads_neither_torch_nor_the_web_stack() -> None:
+    """``sjscc --help`` reads names (``common/channels/settings.py``, the settings tables), never the modules that
+    need torch, Sionna, ONNX Runtime or FastAPI (seconds to import)."""
+    heavy = ("torch", "sionna", "onnxruntime", "fastapi", "uvicorn", "sjscc.tools.demo")
     code = ("import sys; from sjscc.cli import build_parser; build_parser(); "
-            "print(sorted(m for m in ('fastapi', 'uvicorn', 'sjscc.tools.demo') if m in sys.modules))")
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "[]"
 

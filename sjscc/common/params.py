@@ -7,8 +7,16 @@ caller can pass the message on unchanged (a 400 ``detail``, an argparse error, a
 
 from __future__ import annotations
 
-from sjscc.common.channels import CHANNELS, LinkSettings, check_burst, check_probability
-from sjscc.common.channels.radio import DECISIONS, MODULATIONS, SOFT_BITS_RANGE, parse_coherence
+from sjscc.common.channels.settings import (
+    CHANNEL_NAMES,
+    DECISIONS,
+    MODULATIONS,
+    SOFT_BITS_RANGE,
+    LinkSettings,
+    check_burst,
+    check_probability,
+    parse_coherence,
+)
 
 MAX_SEED = 2**63 - 1
 NONE_WORDS = ("", "none")
@@ -63,8 +71,8 @@ def parse_interleave(interleave: object) -> int | None:
 
 def parse_channel_kind(kind: str) -> str:
     """A channel name (``none``, ``bsc``, ``bec``, ``ge``, ``awgn``, ``rayleigh``: the registry's keys)."""
-    if kind not in CHANNELS:
-        raise ValueError(f"unknown channel {kind!r}; use one of {', '.join(CHANNELS)}")
+    if kind not in CHANNEL_NAMES:
+        raise ValueError(f"unknown channel {kind!r}; use one of {', '.join(CHANNEL_NAMES)}")
     return kind
 
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from sjscc.common.channels import CHANNELS, ERASURE_POLICIES
-from sjscc.common.channels.radio import MODULATIONS
+from sjscc.common.channels.settings import CHANNEL_NAMES, ERASURE_POLICIES, MODULATIONS
 from sjscc.common.cli_support import (
     BURST,
     DEFAULT_BUNDLE,
@@ -44,7 +43,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("--host", "SJSCC_DEVICE_HOST", "127.0.0.1", "address to bind"),
     Setting("--port", "SJSCC_DEVICE_PORT", 8000, "port to bind", PORT),
     Setting("--channel", "SJSCC_CHANNEL", "none", "channel applied to the payload bits (ge: Gilbert-Elliott bursts)",
-            named_choice("channel", CHANNELS), "{" + ",".join(CHANNELS) + "}"),
+            named_choice("channel", CHANNEL_NAMES), "{" + ",".join(CHANNEL_NAMES) + "}"),
     Setting("--p", "SJSCC_P", 0.0, "bit error (BSC), erasure (BEC) probability or mean bit error rate (GE)",
             PROBABILITY),
     Setting("--burst", "SJSCC_BURST", "8", "ge: mean burst length in bits (runs of consecutive bit errors), >= 1",

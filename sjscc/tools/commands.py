@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sjscc.common.channels import CHANNELS
+from sjscc.common.channels.settings import CHANNEL_NAMES
 from sjscc.common.cli_support import DEFAULT_BUNDLE, env_default
 
 
@@ -14,7 +14,7 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--bundle", default=env_default("bundle", DEFAULT_BUNDLE), help="model bundle folder")
     demo.add_argument("--serve", action="store_true", help="keep both services running after the demo")
     demo.add_argument("--images", help="folder of your own pictures (default: photos shipped with scikit-image)")
-    demo.add_argument("--channel", choices=list(CHANNELS), default="none",
+    demo.add_argument("--channel", choices=list(CHANNEL_NAMES), default="none",
                       help="channel on the payload bits (ge: Gilbert-Elliott bursts, mean length 8)")
     demo.add_argument("--p", type=float, default=0.0,
                       help="bit error (BSC), erasure (BEC) probability or mean bit error rate (GE)")

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sjscc.common.channels import CHANNELS, ERASURE_POLICIES
+from sjscc.common.channels.settings import CHANNEL_NAMES, ERASURE_POLICIES
 from sjscc.common.cli_support import DEFAULT_BUNDLE, env_default
 
 
@@ -25,7 +25,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def add_eval(sub: argparse._SubParsersAction) -> None:
-    kinds = "|".join(kind for kind in CHANNELS if kind != "none")
+    kinds = "|".join(kind for kind in CHANNEL_NAMES if kind != "none")
     evaluate = sub.add_parser(
         "eval", help="accuracy over a channel sweep, repeated, as JSON (+ plot)",
         description="Accuracy of one or more bundles over BSC/BEC/GE at each p, or over a radio link (awgn, "

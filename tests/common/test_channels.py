@@ -1,5 +1,5 @@
 """BSC and BEC: statistics over >= 10^6 bits, erasure policies, edge values of p, straight-through backward,
-seeding, tensor form == packed form, AWGN->BSC mapping, bad input."""
+seeding, tensor form == packed form, AWGN->BSC mapping, bad input, the registry's names and the package's names."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import math
 import pytest
 import torch
 
-from sjscc.common import bitstream
+from sjscc.common import bitstream, channels
 from sjscc.common.channels import (
+    CHANNEL_NAMES,
+    CHANNELS,
+    LINK_KINDS,
     BinaryErasureChannel,
     BinarySymmetricChannel,
     NoiselessChannel,
+    RadioChannel,
     apply_to_payload,
     awgn_bpsk_to_bsc,
     build_channel,
@@ -201,3 +205,21 @@ def test_unknown_channel_and_policy() -> None:
         BinaryErasureChannel("ones")
     with pytest.raises(ValueError, match=r"unknown erasure_policy 'drop'"):
         build_channel("bec", "drop")
+
+
+# --- names --------------------------------------------------------------------------------------------
+
+def test_the_parsers_channel_names_are_the_registrys() -> None:
+    """settings.py names the channels without torch (for the parsers); the registry's keys must be those names."""
+    assert tuple(CHANNELS) == CHANNEL_NAMES
+    assert tuple(kind for kind, channel in CHANNELS.items() if channel is RadioChannel) == LINK_KINDS
+
+
+def test_the_package_exports_every_public_name_and_its_submodules() -> None:
+    for name in channels.__all__:
+        assert getattr(channels, name) is not None, name
+    from sjscc.common.channels import radio
+
+    assert radio.LinkSettings is channels.LinkSettings
+    with pytest.raises(AttributeError, match="has no attribute 'wifi'"):
+        channels.wifi  # noqa: B018

@@ -6,70 +6,57 @@ straight-through identity in the backward pass (SNN-SC Sec. IV-C: "the noise int
 channel is treated as an identity map"). The randomness of each channel lives in one method, used both
 on tensors (training, evaluation) and on packed payloads (serving, via :func:`apply_to_payload`), so
 the two cannot drift apart.
+
+The names and checks a parser needs (``CHANNEL_NAMES``, ``LinkSettings``, ``check_probability``, ...) come from
+:mod:`.settings`, which imports no torch; everything else (the channels, the registry ``CHANNELS``,
+``build_channel``) is imported on first use (PEP 562), so ``sjscc --help`` does not load torch or Sionna.
 """
 
 
 from __future__ import annotations
 
+import importlib
 import math
 
-from sjscc.common.channels.base import ChannelOutput, NoiselessChannel, check_probability
-from sjscc.common.channels.burst import (
+from sjscc.common.channels.settings import (
+    CHANNEL_NAMES,
     DEFAULT_BURST,
-    GilbertElliottChannel,
+    ERASURE_POLICIES,
+    LINK_KINDS,
+    LinkSettings,
     check_burst,
-    gilbert_elliott_errors,
-    gilbert_elliott_transitions,
+    check_probability,
 )
-from sjscc.common.channels.interleaver import PAYLOAD_DIMS, InterleavedChannel, Interleaver
-from sjscc.common.channels.memoryless import ERASURE_POLICIES, BinaryErasureChannel, BinarySymmetricChannel
-from sjscc.common.channels.payload import PayloadReport, apply_to_payload
-from sjscc.common.channels.radio import LINK_KINDS, LinkOutput, LinkSettings, RadioChannel
 
 __all__ = [
-    "CHANNELS", "DEFAULT_BURST", "ERASURE_POLICIES", "PAYLOAD_DIMS", "BinaryErasureChannel", "BinarySymmetricChannel",
-    "ChannelOutput", "GilbertElliottChannel", "InterleavedChannel", "Interleaver", "LINK_KINDS", "LinkOutput",
-    "LinkSettings", "NoiselessChannel", "PayloadReport", "RadioChannel",
+    "CHANNELS", "CHANNEL_NAMES", "DEFAULT_BURST", "ERASURE_POLICIES", "PAYLOAD_DIMS", "BinaryErasureChannel",
+    "BinarySymmetricChannel", "ChannelOutput", "GilbertElliottChannel", "InterleavedChannel", "Interleaver",
+    "LINK_KINDS", "LinkOutput", "LinkSettings", "NoiselessChannel", "PayloadReport", "RadioChannel",
     "apply_to_payload", "awgn_bpsk_to_bsc", "build_channel", "check_burst", "check_probability",
     "gilbert_elliott_errors", "gilbert_elliott_transitions",
 ]
 
-
-CHANNELS: dict[str, type[NoiselessChannel]] = {
-    "none": NoiselessChannel,
-    "bsc": BinarySymmetricChannel,
-    "bec": BinaryErasureChannel,
-    "ge": GilbertElliottChannel,
-    "awgn": RadioChannel,
-    "rayleigh": RadioChannel,
+_ON_FIRST_USE = {  # name -> the module that defines it (each imports torch)
+    "ChannelOutput": "base", "NoiselessChannel": "base",
+    "GilbertElliottChannel": "burst", "gilbert_elliott_errors": "burst", "gilbert_elliott_transitions": "burst",
+    "PAYLOAD_DIMS": "interleaver", "InterleavedChannel": "interleaver", "Interleaver": "interleaver",
+    "BinaryErasureChannel": "memoryless", "BinarySymmetricChannel": "memoryless",
+    "PayloadReport": "payload", "apply_to_payload": "payload",
+    "LinkOutput": "radio", "RadioChannel": "radio",
+    "CHANNELS": "registry", "build_channel": "registry",
 }
 
 
-def build_channel(kind: str, erasure_policy: str = "random", burst: float = DEFAULT_BURST,
-                  interleave: int | None = None, link: LinkSettings | None = None) -> NoiselessChannel:
-    """Build a channel by name: ``none``, ``bsc``, ``bec`` (with its erasure policy), ``ge`` (with its mean
-    burst length) or a radio link ``awgn`` / ``rayleigh`` (with its :class:`LinkSettings`, default BPSK at
-    6 dB hard); with an ``interleave`` seed, wrapped in that seed's :class:`Interleaver` (binary channels only)."""
-    if kind not in CHANNELS:
-        raise ValueError(f"unknown channel {kind!r}; known: {sorted(CHANNELS)}")
-    if kind in LINK_KINDS:
-        if interleave is not None:
-            raise ValueError(f"interleaving is not available on the radio link {kind!r} (use coherence to set "
-                             "how long a fade lasts)")
-        return RadioChannel(kind, link)
-    if link is not None:
-        raise ValueError(f"link settings (snr_db, modulation, ...) apply to 'awgn' and 'rayleigh', not {kind!r}")
-    if kind == "bec":
-        channel: NoiselessChannel = BinaryErasureChannel(erasure_policy)
-    elif kind == "ge":
-        channel = GilbertElliottChannel(burst)
-    else:
-        channel = CHANNELS[kind]()
-    if interleave is None:
-        return channel
-    if kind == "bec" and erasure_policy == "mask":
-        raise ValueError("interleaving is not available with erasure_policy 'mask' (the mask travels in wire order)")
-    return InterleavedChannel(channel, Interleaver(interleave))
+def __getattr__(name: str) -> object:
+    if name not in _ON_FIRST_USE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_ON_FIRST_USE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_ON_FIRST_USE})
 
 
 def awgn_bpsk_to_bsc(ebn0_db: float) -> float:

@@ -7,27 +7,11 @@ shape and dtype, always active (training and eval alike) and a straight-through 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
-
-def check_probability(p: float) -> float:
-    """Return ``p`` as float or raise a ValueError that says what was wrong.
-
-    Strings and booleans are refused rather than converted: ``"0.1"`` or ``True`` reaching a channel means a
-    caller skipped its own parsing, and ``float(True) == 1.0`` would silently invert every bit.
-    """
-    if isinstance(p, (str, bytes, bool)):
-        raise ValueError(f"channel probability p must be a number in [0, 1], got {type(p).__name__} {p!r}")
-    try:
-        value = float(p)
-    except (TypeError, ValueError):
-        raise ValueError(f"channel probability p must be a number in [0, 1], got {p!r}") from None
-    if not 0.0 <= value <= 1.0 or math.isnan(value):
-        raise ValueError(f"channel probability p must be in [0, 1], got {p!r}")
-    return value
+from sjscc.common.channels.settings import check_probability
 
 
 def _uniform(bits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from sjscc.common.channels.base import ChannelOutput, NoiselessChannel, _straight_through, check_probability
-
-DEFAULT_BURST = 8.0
-"""Mean burst length (bits) of the Gilbert-Elliott channel when none is given."""
-
-
-def check_burst(burst: float) -> float:
-    """Return the mean burst length as float, or raise a ValueError: a number >= 1 (bits)."""
-    if isinstance(burst, (str, bytes, bool)):
-        raise ValueError(f"mean burst length must be a number >= 1 (bits), got {type(burst).__name__} {burst!r}")
-    try:
-        value = float(burst)
-    except (TypeError, ValueError):
-        raise ValueError(f"mean burst length must be a number >= 1 (bits), got {burst!r}") from None
-    if not value >= 1.0 or math.isinf(value):
-        raise ValueError(f"mean burst length must be a finite number >= 1 (bits), got {burst!r}")
-    return value
+from sjscc.common.channels.base import ChannelOutput, NoiselessChannel, _straight_through
+from sjscc.common.channels.settings import DEFAULT_BURST, check_burst, check_probability
 
 
 def gilbert_elliott_transitions(p: float, burst: float) -> tuple[float, float]:

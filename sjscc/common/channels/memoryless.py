@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from sjscc.common.channels.base import ChannelOutput, NoiselessChannel, _straight_through, _uniform, check_probability
-
-ERASURE_POLICIES = ("random", "zero", "mask")
+from sjscc.common.channels.base import ChannelOutput, NoiselessChannel, _straight_through, _uniform
+from sjscc.common.channels.settings import ERASURE_POLICIES, check_probability
 
 
 class BinarySymmetricChannel(NoiselessChannel):

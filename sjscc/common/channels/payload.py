@@ -8,9 +8,10 @@ import numpy as np
 import torch
 
 from sjscc.common import bitstream
-from sjscc.common.channels.base import NoiselessChannel, check_probability
+from sjscc.common.channels.base import NoiselessChannel
 from sjscc.common.channels.memoryless import BinaryErasureChannel, BinarySymmetricChannel
 from sjscc.common.channels.radio import RadioChannel, pack_levels
+from sjscc.common.channels.settings import check_probability
 
 
 @dataclass(frozen=True)
