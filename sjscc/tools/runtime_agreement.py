@@ -9,8 +9,9 @@ Runtime at graph optimisation ``off`` and ``all``, and reports for each ONNX lev
   the counts per time step: a flip at a step can only change that step and later ones, so the first step with a
   difference is where it starts);
 - accuracy on the clean link and on BSC p (default 0.2), decoded by the same torch edge half with the same
-  channel seeds as ``sjscc eval`` (:func:`sjscc.training.evaluate.channel_seed`), so any difference in accuracy
-  comes from the bits alone.
+  channel seeds as ``sjscc eval`` (keyed by the setting, :func:`sjscc.training.evaluate.binary_seed`; the report's
+  ``draw_keys`` says so, and reports without it were keyed by position), so any difference in accuracy comes from
+  the bits alone.
 
 Near-threshold membrane values can flip when the folded convolutions sum in another order; the issue's target is
 a mismatch of at most 1e-4 and accuracies equal within 0.1 point.
@@ -29,7 +30,7 @@ import torch
 from sjscc.common.bundle import load_bundle
 from sjscc.device.runtime import OnnxRuntime, TorchRuntime
 from sjscc.training.data import Normalize, first, load_split
-from sjscc.training.evaluate import EncodedSet, count_correct, sweep
+from sjscc.training.evaluate import DEFAULT_DRAW_KEYS, EncodedSet, count_correct, sweep
 
 BATCH_SIZE = 250
 
@@ -53,16 +54,18 @@ def mismatch_summary(reference: torch.Tensor, other: torch.Tensor) -> dict[str, 
             "touched_image_indices": [int(i) for i in torch.nonzero(differ.flatten(1).any(1)).flatten()[:50]]}
 
 
-def accuracies(model, encoded: EncodedSet, p: float, repeats: int, seed: int) -> dict[str, Any]:
+def accuracies(model, encoded: EncodedSet, p: float, repeats: int, seed: int,
+               draw_keys: str = DEFAULT_DRAW_KEYS) -> dict[str, Any]:
     """Clean accuracy and the BSC(p) sweep row (same seeds as ``sjscc eval``) of the torch edge half."""
     clean = count_correct(model, encoded, None, 0.0, None, torch.device("cpu")) / max(1, len(encoded))
-    (row,) = sweep(model, encoded, ["bsc"], [p], repeats=repeats, seed=seed)
+    (row,) = sweep(model, encoded, ["bsc"], [p], repeats=repeats, seed=seed, draw_keys=draw_keys)
     return {"clean_accuracy": clean, "bsc_p": p, "bsc_accuracy_mean": row["accuracy_mean"],
             "bsc_accuracy_std": row["accuracy_std"], "bsc_accuracies": row["accuracies"]}
 
 
 def measure(bundle_path: str, data_root: str, p: float = 0.2, repeats: int = 3, seed: int = 0,
-            limit: int = 0, levels: tuple[str, ...] = ("off", "all")) -> dict[str, Any]:
+            limit: int = 0, levels: tuple[str, ...] = ("off", "all"),
+            draw_keys: str = DEFAULT_DRAW_KEYS) -> dict[str, Any]:
     bundle = load_bundle(bundle_path)
     model = bundle.build(halves=("device", "edge"))
     data = first(load_split(data_root, "cifar10", "val"), limit)
@@ -71,14 +74,16 @@ def measure(bundle_path: str, data_root: str, p: float = 0.2, repeats: int = 3, 
     reference = encode_with(TorchRuntime(bundle), data.images, normalize)
     report: dict[str, Any] = {"model_id": bundle.model_id, "bundle_path": str(bundle_path), "dataset": "cifar10",
                               "split": "val", "n_images": len(data), "payload_bits": bundle.manifest["payload_bits"],
+                              "seed": seed, "draw_keys": draw_keys,
                               "torch": {"encode_s": time.perf_counter() - start,
-                                        **accuracies(model, EncodedSet(reference, data.labels), p, repeats, seed)},
+                                        **accuracies(model, EncodedSet(reference, data.labels), p, repeats, seed,
+                                                     draw_keys)},
                               "onnx": {}}
     for level in levels:
         start = time.perf_counter()
         bits = encode_with(OnnxRuntime(bundle, optimization=level), data.images, normalize)
         report["onnx"][level] = {"encode_s": time.perf_counter() - start, **mismatch_summary(reference, bits),
-                                 **accuracies(model, EncodedSet(bits, data.labels), p, repeats, seed)}
+                                 **accuracies(model, EncodedSet(bits, data.labels), p, repeats, seed, draw_keys)}
         touched = report["onnx"][level]["touched_image_indices"]
         if touched and bundle.manifest["codec"].startswith("snn"):
             report["onnx"][level]["where"] = locate_differences(bundle, normalize(data.images[touched]), bits[touched])

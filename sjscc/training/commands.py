@@ -31,7 +31,8 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         description="Accuracy of one or more bundles over BSC/BEC/GE at each p, or over a radio link (awgn, "
                     "rayleigh; Sionna) at each Eb/N0, repeated with fresh channel noise (mean ± std). Head and "
                     "encoder run once per bundle; each (p, repeat) reruns only channel, decoder and tail, with "
-                    "noise seeded from (seed, repeat, p index), or for a link from (seed, repeat, the setting).")
+                    "noise seeded from (seed, repeat, the setting: kind, p or Eb/N0, ...); --draw-keys position "
+                    "replays binary-channel reports written before the setting keying.")
     evaluate.add_argument("--bundle", action="append", metavar="DIR",
                           help=f"bundle folder (repeatable: one report per bundle; default {DEFAULT_BUNDLE})")
     evaluate.add_argument("--data-root", default=env_default("data_root", None),
@@ -72,6 +73,10 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
                                "the first N images into the JSON's 'energy' (0: skip)")
     evaluate.add_argument("--repeats", type=int, default=10, help="channel draws per p (mean ± std over them)")
     evaluate.add_argument("--seed", type=int, default=0, help="base seed of the channel noise")
+    evaluate.add_argument("--draw-keys", choices=["setting", "position"], default="setting",
+                          help="how BSC/BEC/GE draws are seeded: by (seed, repeat, kind, p, GE's burst), so runs with "
+                               "different --p lists are paired at a shared p (default), or by the position of p in "
+                               "--p, to reproduce eval JSONs without a draw_keys field; recorded in the report")
     evaluate.add_argument("--batch-size", type=int, default=500, help="images per batch")
     evaluate.add_argument("--limit", type=int, default=0, help="use only the first N images of the split (0: all)")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -135,7 +140,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate every ``--bundle``; ``--out`` holds one report, or a list of them for several bundles."""
-    from sjscc.training.evaluate import evaluate_bundle, format_table, parse_channels, parse_probabilities
+    from sjscc.training.evaluate import (
+        DEFAULT_DRAW_KEYS,
+        check_draw_keys,
+        evaluate_bundle,
+        format_table,
+        parse_channels,
+        parse_probabilities,
+    )
 
     channels = parse_channels(args.channel)
     probabilities = parse_probabilities(args.p)
@@ -146,6 +158,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise ValueError(f"--limit must be >= 0, got {args.limit}")
     burst, interleave, energy_images = parse_link_options(args, channels, probabilities)
+    draw_keys = check_draw_keys(getattr(args, "draw_keys", DEFAULT_DRAW_KEYS))
     _check_halves(args, channels)
     snrs, link = parse_radio_options(args)
     bundles = args.bundle or [args.bundle_default]
@@ -160,13 +173,13 @@ def run_eval(args: argparse.Namespace) -> int:
                                  args.erasure_policy, args.download, burst=burst, interleave=interleave,
                                  energy_images=energy_images, snrs=snrs, link=link,
                                  bsc_equivalent=not getattr(args, "no_bsc_equivalent", False),
-                                 progress=not getattr(args, "quiet", False))
+                                 progress=not getattr(args, "quiet", False), draw_keys=draw_keys)
         reports.append(report)
         print(format_table([report]), flush=True)
         if thresholds is not None:
-            _add_progressive(report, bundle, thresholds, channels, probabilities, args)
+            _add_progressive(report, bundle, thresholds, channels, probabilities, args, draw_keys)
         elif getattr(args, "halves", None) is not None:
-            _add_halves(report, bundle, channels, probabilities, args)
+            _add_halves(report, bundle, channels, probabilities, args, draw_keys)
     if args.out:
         _write_json(args.out, reports[0] if len(reports) == 1 else reports)
         print(f"wrote {args.out}", file=sys.stderr)
@@ -258,14 +271,14 @@ def _check_progressive(args: argparse.Namespace, bundles: list[str]) -> list[flo
 
 
 def _add_progressive(report: dict[str, Any], bundle: str, thresholds: list[float], channels: list[str],
-                     probabilities: list[float], args: argparse.Namespace) -> None:
+                     probabilities: list[float], args: argparse.Namespace, draw_keys: str) -> None:
     """Append the fixed-prefix and confidence rows of a progressive bundle to its report and print them."""
     from sjscc.training.progressive_eval import evaluate_progressive, format_progressive_table
 
     extra = evaluate_progressive(bundle, thresholds, args.data_root, args.dataset, args.split, channels,
                                  probabilities, args.repeats, args.seed, args.batch_size, args.limit, args.device,
                                  args.erasure_policy, args.download, getattr(args, "halves", None),
-                                 getattr(args, "select_margin", 0.5) / 100)
+                                 getattr(args, "select_margin", 0.5) / 100, draw_keys)
     report["results"] = report["results"] + extra["rows"]
     report["progressive"] = extra["progressive"]
     print(format_progressive_table(report), flush=True)
@@ -277,13 +290,13 @@ def _add_progressive(report: dict[str, Any], bundle: str, thresholds: list[float
 
 
 def _add_halves(report: dict[str, Any], bundle: str, channels: list[str], probabilities: list[float],
-                args: argparse.Namespace) -> None:
+                args: argparse.Namespace, draw_keys: str) -> None:
     """Add the sweep split into halves A and B (``--halves``) to a bundle's report and print it."""
     from sjscc.training.selection import evaluate_halves, format_halves
 
     report["halves"] = evaluate_halves(bundle, args.halves, args.data_root, args.dataset, args.split, channels,
                                        probabilities, args.repeats, args.seed, args.batch_size, args.limit,
-                                       args.device, args.erasure_policy, args.download)
+                                       args.device, args.erasure_policy, args.download, draw_keys)
     print(format_halves(report["halves"]), flush=True)
 
 

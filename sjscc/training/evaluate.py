@@ -2,11 +2,18 @@
 
 The device half (head + encoder) is deterministic in eval mode, so it runs **once** per bundle and its
 bits are cached (uint8, ``[N, T, c2, h2, w2]``); every (channel, p, repeat) then costs only the channel,
-the decoder and the tail. Repeat ``r`` at the ``i``-th value of p draws its noise from a generator seeded
-by :func:`channel_seed` ``(seed, r, i)``, the same for every bundle and every channel kind, so two bundles
-with the same payload shape see the same noise (common random numbers make their curves comparable).
-The noise of one pass is drawn batch by batch in order, so a result is reproducible for the same seed,
-batch size and device.
+the decoder and the tail. Repeat ``r`` of a binary channel (BSC, BEC, GE) draws its noise from a generator
+seeded by :func:`binary_seed` from the setting itself: ``(seed, r, kind, p)`` and, for GE, its mean burst length
+(which changes the draw). Not its position in the ``--p`` list, so two runs with different lists are paired at
+a shared p; the same for every bundle, so two bundles with the same payload shape see the same noise (common
+random numbers make their curves comparable). Left out, like the link's decisions: the interleaver seed (it
+permutes the same wire-order draw, so a run with and without it is paired) and the erasure policy (what the
+receiver reads; ``zero`` and ``mask`` see the same erasures). The noise of one pass is drawn batch by batch in
+order, so a result is reproducible for the same seed, batch size and device.
+
+Eval JSONs written before this keying (no ``draw_keys`` field) seeded binary draws by the position of p in the
+list, :func:`position_seed` ``(seed, r, i)``, the same for every channel kind; ``sweep(..., draw_keys="position")``
+(``sjscc eval --draw-keys position``) replays them draw for draw.
 
 Radio links (``awgn``, ``rayleigh``; issue 21) sweep Eb/N0 instead of p: one row per SNR with the link's
 settings (``snr_db``, ``modulation``, ``coherence``, ``decisions``), the measured hard-decision ``ber`` and, as
@@ -20,7 +27,10 @@ The report of one bundle is the contract of ``sjscc eval`` (DESIGN.md)::
     {"bundle": model_id, "dataset", "split", "n_images", "clean_accuracy",
      "results": [{"channel", "p", "accuracy_mean", "accuracy_std", "repeats"}, ...]}
 
-plus extra fields (per-repeat accuracies, the firing-rate histogram, timings, the bundle's description).
+plus extra fields (per-repeat accuracies, the firing-rate histogram, timings, the bundle's description), among
+them ``draw_keys``: how the binary channels' draws were keyed, ``"setting"`` (:func:`binary_seed`) or
+``"position"`` (:func:`position_seed`); a report without it was keyed by position. Radio-link rows are keyed by
+their setting (:func:`link_seed`) either way.
 """
 
 from __future__ import annotations
@@ -60,6 +70,8 @@ DEFAULT_P = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 HISTOGRAM_BINS = 50
 EVAL_CHANNELS = ("bsc", "bec", "ge", "awgn", "rayleigh")
 DEFAULT_SNR_DB = (-4.0, -2.0, 0.0, 2.0, 4.0, 6.0, 8.0, 10.0)
+DRAW_KEYS = ("setting", "position")  # how binary-channel draws are seeded; see the module docstring
+DEFAULT_DRAW_KEYS = "setting"
 
 
 @dataclass
@@ -120,17 +132,49 @@ def parse_channels(text: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def channel_seed(seed: int, repeat: int, p_index: int) -> int:
-    """A 63-bit generator seed from ``(seed, repeat, p_index)``: stable across runs, processes and machines."""
-    digest = hashlib.sha256(f"sjscc-eval:{seed}:{repeat}:{p_index}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+def check_draw_keys(draw_keys: str) -> str:
+    """``draw_keys`` if it is one of :data:`DRAW_KEYS`; a ValueError that names both otherwise."""
+    if draw_keys not in DRAW_KEYS:
+        raise ValueError(f"draw keys {draw_keys!r}: use 'setting' (each binary-channel draw keyed by seed, repeat, "
+                         "kind, p and GE's burst) or 'position' (by the index of p in the list, as eval JSONs "
+                         "without a draw_keys field were)")
+    return draw_keys
+
+
+def _seed_from(key: str) -> int:
+    """A 63-bit generator seed from a text key: SHA-256, stable across runs, processes and machines."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def binary_seed(seed: int, repeat: int, kind: str, p: float, burst: float = DEFAULT_BURST) -> int:
+    """The seed of one binary-channel draw, keyed by the setting: ``(seed, repeat, kind, p)`` and GE's ``burst``
+    (ignored for BSC and BEC), so runs with different p lists are paired at a shared p and kinds do not share
+    noise. The key text is ``sjscc-eval-binary:{seed}:{repeat}:{kind}:p={p!r}[:burst={burst!r}]``, p and burst
+    as floats."""
+    key = f"sjscc-eval-binary:{seed}:{repeat}:{kind}:p={float(p)!r}"
+    if kind == "ge":
+        key += f":burst={float(burst)!r}"
+    return _seed_from(key)
+
+
+def position_seed(seed: int, repeat: int, p_index: int) -> int:
+    """The seed of eval JSONs without ``draw_keys``: keyed by ``(seed, repeat, index of p in the list)``, the same
+    for every channel kind. Kept to replay them draw for draw."""
+    return _seed_from(f"sjscc-eval:{seed}:{repeat}:{p_index}")
+
+
+def draw_seed(draw_keys: str, seed: int, repeat: int, kind: str, p: float, p_index: int,
+              burst: float = DEFAULT_BURST) -> int:
+    """The seed of repeat ``repeat`` at the ``p_index``-th p of a binary-channel sweep under ``draw_keys``."""
+    if check_draw_keys(draw_keys) == "position":
+        return position_seed(seed, repeat, p_index)
+    return binary_seed(seed, repeat, kind, p, burst)
 
 
 def link_seed(seed: int, repeat: int, kind: str, link: LinkSettings) -> int:
     """A 63-bit generator seed keyed by the link setting itself (kind, Eb/N0, modulation, coherence), so runs with
     different SNR lists are paired; the decisions are left out, so hard and soft see the same noise."""
-    key = f"sjscc-eval-link:{seed}:{repeat}:{kind}:{link.snr_db!r}:{link.modulation}:{link.coherence}"
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+    return _seed_from(f"sjscc-eval-link:{seed}:{repeat}:{kind}:{link.snr_db!r}:{link.modulation}:{link.coherence}")
 
 
 def _index_batches(n: int, batch_size: int) -> list[slice]:
@@ -216,15 +260,17 @@ def sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str], proba
           batch_size: int = DEFAULT_BATCH_SIZE, erasure_policy: str = "random", *,
           burst: float = DEFAULT_BURST, interleave: int | None = None, snrs: Sequence[float] = DEFAULT_SNR_DB,
           link: LinkSettings | None = None, bsc_equivalent: bool = True,
-          progress: bool = False) -> list[dict[str, Any]]:
+          progress: bool = False, draw_keys: str = DEFAULT_DRAW_KEYS) -> list[dict[str, Any]]:
     """One result per (channel, p), or per (radio link, Eb/N0): mean and population std of the accuracy over
     ``repeats`` noise draws.
 
     Rows of the ``ge`` channel carry its mean burst length ``burst``; with an interleaver every row carries
-    its seed ``interleave``. Radio links sweep ``snrs`` with the other settings from ``link`` (see
-    :func:`link_rows`)."""
+    its seed ``interleave``. Binary-channel draws are seeded by :func:`draw_seed` under ``draw_keys``
+    (``"position"`` replays an eval JSON without a ``draw_keys`` field). Radio links sweep ``snrs`` with the
+    other settings from ``link`` (see :func:`link_rows`), keyed by their setting whatever ``draw_keys``."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
+    check_draw_keys(draw_keys)
     device = torch.device(device)
     results = []
     for channel in channels:
@@ -238,7 +284,8 @@ def sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str], proba
             for p_index, p in enumerate(probabilities):
                 hits = []
                 for repeat in range(repeats):
-                    generator = torch.Generator(device=device).manual_seed(channel_seed(seed, repeat, p_index))
+                    generator = torch.Generator(device=device).manual_seed(
+                        draw_seed(draw_keys, seed, repeat, channel, p, p_index, burst))
                     hits.append(count_correct(model, encoded, channel, p, generator, device, batch_size,
                                               erasure_policy, burst=burst, interleave=interleave))
                     bar.update()
@@ -333,8 +380,9 @@ def evaluate_model(model: SplitModel, data: ImageSet, normalize: Normalize, chan
                    erasure_policy: str = "random", *, burst: float = DEFAULT_BURST,
                    interleave: int | None = None, snrs: Sequence[float] = DEFAULT_SNR_DB,
                    link: LinkSettings | None = None, bsc_equivalent: bool = True,
-                   progress: bool = False) -> dict[str, Any]:
-    """Clean accuracy, firing rates and the sweep for one model on ``data`` (no bundle needed)."""
+                   progress: bool = False, draw_keys: str = DEFAULT_DRAW_KEYS) -> dict[str, Any]:
+    """Clean accuracy, firing rates and the sweep for one model on ``data`` (no bundle needed); ``draw_keys``
+    is recorded beside the seed."""
     device = torch.device(device)
     started = time.perf_counter()
     encoded = encode(model, data, normalize, device, batch_size)
@@ -342,9 +390,10 @@ def evaluate_model(model: SplitModel, data: ImageSet, normalize: Normalize, chan
     clean = decode_accuracy(model, encoded, None, 0.0, None, device, batch_size)
     results = sweep(model, encoded, channels, probabilities, repeats, seed, device, batch_size, erasure_policy,
                     burst=burst, interleave=interleave, snrs=snrs, link=link, bsc_equivalent=bsc_equivalent,
-                    progress=progress)
+                    progress=progress, draw_keys=draw_keys)
     return {"n_images": len(encoded), "clean_accuracy": clean, "results": results,
-            "firing_rate": firing_rate_summary(encoded), "seed": seed, "batch_size": batch_size,
+            "firing_rate": firing_rate_summary(encoded), "seed": seed, "draw_keys": draw_keys,
+            "batch_size": batch_size,
             "erasure_policy": erasure_policy, "device": str(device),
             "seconds": {"encode": round(encode_seconds, 3), "total": round(time.perf_counter() - started, 3)}}
 
@@ -437,12 +486,16 @@ def evaluate_bundle(path: str | Path, data_root: str | Path | None = None, datas
                     erasure_policy: str = "random", download: bool = False, *, burst: float = DEFAULT_BURST,
                     interleave: int | None = None, energy_images: int = 0,
                     snrs: Sequence[float] = DEFAULT_SNR_DB, link: LinkSettings | None = None,
-                    bsc_equivalent: bool = True, progress: bool = False) -> dict[str, Any]:
+                    bsc_equivalent: bool = True, progress: bool = False,
+                    draw_keys: str = DEFAULT_DRAW_KEYS) -> dict[str, Any]:
     """The ``sjscc eval`` report of one bundle (see the module docstring for its fields).
+
+    ``draw_keys`` (:data:`DRAW_KEYS`) seeds the binary channels' draws and is recorded in the report.
 
     ``energy_images`` > 0 adds ``energy``: :func:`sjscc.common.energy.estimate_energy` over the first that
     many images of the split (firing rates measured on them)."""
     started = time.perf_counter()
+    check_draw_keys(draw_keys)
     bundle = load_bundle(path)
     data, source = load_eval_data(bundle, data_root, dataset, split, limit, download)
     torch_device = select_device(device)
@@ -450,7 +503,8 @@ def evaluate_bundle(path: str | Path, data_root: str | Path | None = None, datas
     normalize = Normalize(bundle.spec.mean, bundle.spec.std)
     measured = evaluate_model(model, data, normalize, channels, probabilities, repeats, seed, torch_device,
                               batch_size, erasure_policy, burst=burst, interleave=interleave, snrs=snrs,
-                              link=link, bsc_equivalent=bsc_equivalent, progress=progress)
+                              link=link, bsc_equivalent=bsc_equivalent, progress=progress,
+                              draw_keys=draw_keys)
     if energy_images > 0:
         measured["energy"] = energy_report(model, data, normalize, torch_device, energy_images, batch_size)
     measured["seconds"]["total"] = round(time.perf_counter() - started, 3)

@@ -14,10 +14,10 @@ the receiver reads the planes not sent as 0 (the level rounded down to t bits), 
 one trained n-bit codec offers without retraining (a CNN trained at t bits would do at least as well). A
 fixed-T ``snn`` bundle has no prefix decoder (its converter reads all T steps) and is refused.
 
-The channel noise is drawn exactly as :func:`sjscc.training.evaluate.sweep` draws it (the same seeds, over the
-full ``[N, T, ...]`` bits, batch by batch), and prefix t reads the first t received steps. So the t = T row equals
-the fixed sweep's row at the same p, and every threshold sees the same noise (common random numbers). The
-feedback link that carries the confidence back to the device is assumed error-free.
+The channel noise is drawn exactly as :func:`sjscc.training.evaluate.sweep` draws it (the same seeds under the
+same ``draw_keys``, over the full ``[N, T, ...]`` bits, batch by batch), and prefix t reads the first t received
+steps. So the t = T row equals the fixed sweep's row at the same p, and every threshold sees the same noise
+(common random numbers). The feedback link that carries the confidence back to the device is assumed error-free.
 """
 
 from __future__ import annotations
@@ -35,7 +35,16 @@ from sjscc.common.codecs import is_progressive
 from sjscc.common.devices import select_device
 from sjscc.common.model import SplitModel
 from sjscc.training.data import Normalize
-from sjscc.training.evaluate import DEFAULT_BATCH_SIZE, EncodedSet, _index_batches, channel_seed, encode, load_eval_data
+from sjscc.training.evaluate import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DRAW_KEYS,
+    EncodedSet,
+    _index_batches,
+    check_draw_keys,
+    draw_seed,
+    encode,
+    load_eval_data,
+)
 from sjscc.training.selection import DEFAULT_MARGIN, HalfTally, select_thresholds, split_halves
 
 
@@ -104,13 +113,15 @@ def progressive_sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence
                       probabilities: Sequence[float], thresholds: Sequence[float], repeats: int = 10, seed: int = 0,
                       device: torch.device | str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
                       erasure_policy: str = "random",
-                      halves: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[dict[str, Any]]:
+                      halves: tuple[torch.Tensor, torch.Tensor] | None = None,
+                      draw_keys: str = DEFAULT_DRAW_KEYS) -> list[dict[str, Any]]:
     """Fixed-prefix rows (t = 1..T) and confidence rows (one per threshold) for every (channel, p).
 
     ``halves`` (two index tensors, :func:`sjscc.training.selection.split_halves`) adds to every row its numbers
     on each half (``"halves": {"A": ..., "B": ...}``), so a threshold can be picked on one and reported on the
-    other."""
+    other. Draws are seeded as :func:`sjscc.training.evaluate.sweep` seeds them under ``draw_keys``."""
     check_prefix_codec(model)
+    check_draw_keys(draw_keys)
     if thresholds and not is_progressive(model.codec):
         raise ValueError("a confidence sweep needs a progressive codec (snn-progressive)")
     if repeats < 1:
@@ -130,7 +141,8 @@ def progressive_sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence
             prefix_halves = [HalfTally(halves) for _ in range(steps)] if halves is not None else None
             rule_halves = {tau: HalfTally(halves) for tau in thresholds} if halves is not None else None
             for repeat in range(repeats):
-                generator = torch.Generator(device=device).manual_seed(channel_seed(seed, repeat, p_index))
+                generator = torch.Generator(device=device).manual_seed(
+                    draw_seed(draw_keys, seed, repeat, channel, p, p_index))
                 probs = prefix_probabilities(model, encoded, channel, p, generator, device, batch_size,
                                              erasure_policy)
                 confidence, predicted = probs.max(-1)  # [T, N] each
@@ -172,13 +184,14 @@ def evaluate_progressive(path: str | Path, thresholds: Sequence[float], data_roo
                          probabilities: Sequence[float] = (0.0,), repeats: int = 10, seed: int = 0,
                          batch_size: int = DEFAULT_BATCH_SIZE, limit: int = 0, device: str = "auto",
                          erasure_policy: str = "random", download: bool = False, halves_seed: int | None = None,
-                         margin: float = DEFAULT_MARGIN) -> dict[str, Any]:
+                         margin: float = DEFAULT_MARGIN, draw_keys: str = DEFAULT_DRAW_KEYS) -> dict[str, Any]:
     """The progressive part of an ``sjscc eval`` report: rows for ``results`` and what they were measured with.
 
     ``halves_seed`` splits the images into halves A and B (:mod:`sjscc.training.selection`): every row gets its
     numbers per half, and with thresholds the result has ``halves`` with the threshold picked on A per
     (channel, p) and its accuracy on B. A fixed-T bundle is refused with a ValueError that names its codec.
     """
+    check_draw_keys(draw_keys)
     bundle = load_bundle(path)
     if thresholds and not bundle.progressive:
         raise ValueError(f"--confidence needs a progressive bundle (codec snn-progressive); {bundle.path} is "
@@ -189,7 +202,7 @@ def evaluate_progressive(path: str | Path, thresholds: Sequence[float], data_roo
     encoded = encode(model, data, Normalize(bundle.spec.mean, bundle.spec.std), torch_device, batch_size)
     halves = split_halves(encoded.labels, halves_seed) if halves_seed is not None else None
     rows = progressive_sweep(model, encoded, channels, probabilities, thresholds, repeats, seed, torch_device,
-                             batch_size, erasure_policy, halves)
+                             batch_size, erasure_policy, halves, draw_keys)
     bits_per_step = int(encoded.bits[0, 0].numel()) if len(encoded) else 0
     out: dict[str, Any] = {"rows": rows, "progressive": {"bits_per_step": bits_per_step,
                                                          "thresholds": list(thresholds), "feedback": "error-free"}}

@@ -27,9 +27,11 @@ from sjscc.common.devices import select_device
 from sjscc.training.data import Normalize
 from sjscc.training.evaluate import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_DRAW_KEYS,
     EncodedSet,
-    channel_seed,
+    check_draw_keys,
     decode_logits,
+    draw_seed,
     encode,
     load_eval_data,
 )
@@ -88,11 +90,12 @@ class HalfTally:
 def half_sweep(model: Any, encoded: EncodedSet, channels: Sequence[str], probabilities: Sequence[float],
                halves: tuple[torch.Tensor, torch.Tensor], repeats: int = 10, seed: int = 0,
                device: torch.device | str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
-               erasure_policy: str = "random") -> list[dict[str, Any]]:
+               erasure_policy: str = "random", draw_keys: str = DEFAULT_DRAW_KEYS) -> list[dict[str, Any]]:
     """The fixed sweep's rows split by half: the same noise as :func:`sjscc.training.evaluate.sweep` draws
-    (same seeds, whole set decoded), accuracy counted on each half separately."""
+    (same seeds under the same ``draw_keys``, whole set decoded), accuracy counted on each half separately."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
+    check_draw_keys(draw_keys)
     device = torch.device(device)
     payload = torch.full((len(encoded),), float(encoded.bits[0].numel()) if len(encoded) else 0.0)
     rows = []
@@ -101,7 +104,8 @@ def half_sweep(model: Any, encoded: EncodedSet, channels: Sequence[str], probabi
             p = check_probability(p)
             tally = HalfTally(halves)
             for repeat in range(repeats):
-                generator = torch.Generator(device=device).manual_seed(channel_seed(seed, repeat, p_index))
+                generator = torch.Generator(device=device).manual_seed(
+                    draw_seed(draw_keys, seed, repeat, channel, p, p_index))
                 logits = decode_logits(model, encoded, channel, p, generator, device, batch_size, erasure_policy)
                 tally.add(logits.argmax(1) == encoded.labels, payload)
             rows.append({"channel": channel, "p": float(p), "repeats": repeats, "halves": tally.summary()})
@@ -144,9 +148,11 @@ def evaluate_halves(path: str | Path, halves_seed: int, data_root: str | Path | 
                     dataset: str | None = None, split: str = "test", channels: Sequence[str] = ("bsc",),
                     probabilities: Sequence[float] = (0.0,), repeats: int = 10, seed: int = 0,
                     batch_size: int = DEFAULT_BATCH_SIZE, limit: int = 0, device: str = "auto",
-                    erasure_policy: str = "random", download: bool = False) -> dict[str, Any]:
+                    erasure_policy: str = "random", download: bool = False,
+                    draw_keys: str = DEFAULT_DRAW_KEYS) -> dict[str, Any]:
     """A bundle's sweep split by halves (the ``halves`` part of an ``sjscc eval --halves`` report): what a
     threshold picked on half A of another bundle is compared with on half B."""
+    check_draw_keys(draw_keys)
     bundle = load_bundle(path)
     data, _ = load_eval_data(bundle, data_root, dataset, split, limit, download)
     torch_device = select_device(device)
@@ -154,7 +160,7 @@ def evaluate_halves(path: str | Path, halves_seed: int, data_root: str | Path | 
     encoded = encode(model, data, Normalize(bundle.spec.mean, bundle.spec.std), torch_device, batch_size)
     halves = split_halves(encoded.labels, halves_seed)
     rows = half_sweep(model, encoded, channels, probabilities, halves, repeats, seed, torch_device, batch_size,
-                      erasure_policy)
+                      erasure_policy, draw_keys)
     return {"seed": halves_seed, "n_images": [len(h) for h in halves], "rows": rows}
 
 

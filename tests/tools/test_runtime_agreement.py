@@ -35,6 +35,7 @@ def test_locate_differences_compares_layer_by_layer(tiny_bundle) -> None:
 def test_measure_reports_both_levels_with_equal_accuracies(tiny_bundle, synthetic_cifar10) -> None:
     report = measure(str(tiny_bundle.path), str(synthetic_cifar10), p=0.2, repeats=2)
     assert report["split"] == "val" and report["n_images"] == 20 and report["model_id"] == tiny_bundle.model_id
+    assert report["draw_keys"] == "setting" and report["seed"] == 0
     for level in ("off", "all"):
         row = report["onnx"][level]
         assert row["bits"] == 20 * 4 * 2 * 8 * 8

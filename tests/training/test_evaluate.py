@@ -17,15 +17,18 @@ from sjscc.common.channels import build_channel
 from sjscc.common.model import build_split_model
 from sjscc.training.data import DataError, Normalize, load_cifar, train_val_split
 from sjscc.training.evaluate import (
-    channel_seed,
+    binary_seed,
     count_correct,
     decode_logits,
+    draw_seed,
     encode,
     evaluate_bundle,
     format_table,
     load_eval_data,
     parse_channels,
     parse_probabilities,
+    position_seed,
+    sweep,
 )
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -65,6 +68,7 @@ def test_eval_cli_writes_the_contract(tiny_bundle, synthetic_cifar10: Path, tmp_
     report = json.loads(out.read_text())
     check_contract(report)
     assert report["bundle"] == tiny_bundle.model_id and report["n_images"] == 40 and report["split"] == "test"
+    assert report["draw_keys"] == "setting" and report["seed"] == 5
     assert [(r["channel"], r["p"]) for r in report["results"]] == [
         ("bsc", 0.0), ("bsc", 0.2), ("bsc", 0.5), ("bec", 0.0), ("bec", 0.2), ("bec", 0.5)]
     for row in report["results"]:
@@ -118,18 +122,75 @@ def test_repeats_are_seeded(tiny_bundle, synthetic_cifar10: Path) -> None:
               "repeats": 2, "batch_size": 25, "device": "cpu"}
     first, again = evaluate_bundle(tiny_bundle.path, seed=1, **kwargs), evaluate_bundle(tiny_bundle.path, seed=1,
                                                                                            **kwargs)
-    assert first["results"] == again["results"]
-    seeds = {channel_seed(s, r, i) for s in range(3) for r in range(10) for i in range(11)}
-    assert len(seeds) == 3 * 10 * 11 and all(0 <= s < 2**63 for s in seeds)
-    assert channel_seed(0, 1, 2) == channel_seed(0, 1, 2)
+    assert first["results"] == again["results"] and first["draw_keys"] == "setting"
     model = tiny_bundle.build()
     data = load_cifar(synthetic_cifar10, "cifar10", train=False)
     encoded = encode(model, data, Normalize(tiny_bundle.spec.mean, tiny_bundle.spec.std), torch.device("cpu"))
-    logits = [decode_logits(model, encoded, "bsc", 0.3, torch.Generator().manual_seed(channel_seed(1, r, 0)),
+    logits = [decode_logits(model, encoded, "bsc", 0.3, torch.Generator().manual_seed(binary_seed(1, r, "bsc", 0.3)),
                             torch.device("cpu")) for r in (0, 0, 1)]
     assert torch.equal(logits[0], logits[1]) and not torch.equal(logits[0], logits[2])
     table = format_table([first])
     assert "bsc" in table and "0.300" in table
+
+
+def test_binary_seed_is_keyed_by_the_setting() -> None:
+    """Distinct over seed x repeat x kind x p (x GE's burst), the same for the same setting, whatever the list."""
+    grid = [(s, r, kind, p, burst) for s in range(2) for r in range(5) for kind in ("bsc", "bec", "ge")
+            for p in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5) for burst in ((2.0, 8.0) if kind == "ge" else (8.0,))]
+    seeds = {binary_seed(*key) for key in grid}
+    assert len(seeds) == len(grid) == 2 * 5 * 7 * 4 and all(0 <= s < 2**63 for s in seeds)
+    assert binary_seed(0, 1, "bsc", 0.1) == binary_seed(0, 1, "bsc", 0.1)
+    assert binary_seed(0, 1, "bsc", 0) == binary_seed(0, 1, "bsc", 0.0)  # p as a number, not as typed
+    assert binary_seed(0, 1, "bsc", 0.1, burst=2.0) == binary_seed(0, 1, "bsc", 0.1)  # burst is GE's only
+    assert binary_seed(0, 1, "ge", 0.1, 8) == binary_seed(0, 1, "ge", 0.1, 8.0)
+    # under setting keys the index of p plays no part; under position keys only the index does
+    assert draw_seed("setting", 3, 2, "bec", 0.2, 0) == draw_seed("setting", 3, 2, "bec", 0.2, 7) == binary_seed(
+        3, 2, "bec", 0.2)
+    assert draw_seed("position", 3, 2, "bec", 0.2, 4) == draw_seed("position", 3, 2, "bsc", 0.4, 4) == position_seed(
+        3, 2, 4)
+    with pytest.raises(ValueError, match="'index'.*'setting'.*'position'"):
+        draw_seed("index", 0, 0, "bsc", 0.1, 0)
+
+
+def test_position_seed_is_the_key_of_the_committed_jsons() -> None:
+    """The legacy key, pinned: eval JSONs without ``draw_keys`` were drawn with exactly these seeds."""
+    seeds = {position_seed(s, r, i) for s in range(3) for r in range(10) for i in range(11)}
+    assert len(seeds) == 3 * 10 * 11 and all(0 <= s < 2**63 for s in seeds)
+    assert position_seed(0, 1, 2) == 2218982919628031225 and position_seed(5, 9, 10) == 4621168859043929654
+
+
+def test_setting_keys_pair_runs_with_different_p_lists(cnn_bundle, synthetic_cifar10: Path) -> None:
+    """At a p both lists hold, setting keys give the same draws (hence per-draw accuracies); position keys give
+    other draws when p stands elsewhere in the list. The random-weights CNN is sensitive to the noise."""
+    model = cnn_bundle.build()
+    data = load_cifar(synthetic_cifar10, "cifar10", train=False)
+    encoded = encode(model, data, Normalize(cnn_bundle.spec.mean, cnn_bundle.spec.std), torch.device("cpu"))
+    channels, kwargs = ["bsc", "bec", "ge"], {"repeats": 4, "seed": 0, "batch_size": 20}
+    for keys, paired in (("setting", True), ("position", False)):
+        long = sweep(model, encoded, channels, [0.1, 0.3], draw_keys=keys, **kwargs)
+        short = sweep(model, encoded, channels, [0.3], draw_keys=keys, **kwargs)
+        for row in short:
+            twin = next(r for r in long if (r["channel"], r["p"]) == (row["channel"], 0.3))
+            assert (twin["accuracies"] == row["accuracies"]) is paired, (keys, row["channel"])
+    # and under setting keys the kinds do not share a generator: BSC and BEC at one p get other seeds
+    assert binary_seed(0, 0, "bsc", 0.3) != binary_seed(0, 0, "bec", 0.3)
+    with pytest.raises(ValueError, match="draw keys 'p-index'"):
+        sweep(model, encoded, ["bsc"], [0.3], draw_keys="p-index")
+
+
+def test_eval_cli_draw_keys_position_is_recorded(tiny_bundle, synthetic_cifar10: Path, tmp_path: Path,
+                                                capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", "--bundle", str(tiny_bundle.path), "--draw-keys", "index"])
+    assert exited.value.code == 2
+    assert re.search(r"^sjscc eval: error: argument --draw-keys: invalid choice: 'index' \(choose from '?setting'?, "
+                     r"'?position'?\)", capsys.readouterr().err)
+    out = tmp_path / "legacy.json"
+    assert main(["eval", "--bundle", str(tiny_bundle.path), "--data-root", str(synthetic_cifar10), "--p", "0.3",
+                 "--repeats", "2", "--limit", "20", "--draw-keys", "position", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    check_contract(report)
+    assert report["draw_keys"] == "position"
 
 
 def test_val_split_comes_from_the_bundle(cnn_bundle, synthetic_cifar10: Path) -> None:

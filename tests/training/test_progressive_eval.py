@@ -13,7 +13,7 @@ from sjscc.cli import main
 from sjscc.common.bundle import save_bundle
 from sjscc.common.model import build_split_model
 from sjscc.training.data import Normalize, load_split
-from sjscc.training.evaluate import channel_seed, encode, sweep
+from sjscc.training.evaluate import binary_seed, encode, sweep
 from sjscc.training.progressive_eval import (
     parse_thresholds,
     prefix_probabilities,
@@ -59,7 +59,7 @@ def test_rows_against_the_fixed_sweep_and_by_hand(encoded) -> None:
     rows = progressive_sweep(model, bits, ["bsc"], [0.0, 0.1], thresholds, repeats=2, seed=5)
     fixed = sweep(model, bits, ["bsc"], [0.0, 0.1], repeats=2, seed=5)
     bits_per_step = 2 * 8 * 8
-    for p_index, p in enumerate((0.0, 0.1)):
+    for p in (0.0, 0.1):
         here = [r for r in rows if r["p"] == p]
         prefix = {r["timesteps"]: r for r in here if r["mode"] == "prefix"}
         rule = {r["confidence"]: r for r in here if r["mode"] == "progressive"}
@@ -73,7 +73,7 @@ def test_rows_against_the_fixed_sweep_and_by_hand(encoded) -> None:
         assert rule[1e-9]["steps_distribution"] == [1.0, 0.0, 0.0, 0.0]
         assert rule[1.0]["accuracies"] == prefix[4]["accuracies"] and rule[1.0]["mean_payload_bits"] == 4 * 128
         # the middle threshold by hand, repeat 0
-        generator = torch.Generator().manual_seed(channel_seed(5, 0, p_index))
+        generator = torch.Generator().manual_seed(binary_seed(5, 0, "bsc", p))
         probs = prefix_probabilities(model, bits, "bsc", p, generator, torch.device("cpu"))
         confidence, predicted = probs.max(-1)
         stop = [next((t for t in range(4) if confidence[t, n] >= 0.3), 3) for n in range(len(bits))]
@@ -140,7 +140,7 @@ def test_cnn_prefix_rows_cut_the_bit_planes(cnn4, synthetic_cifar10: Path) -> No
     assert [r["timesteps"] for r in rows] == [1, 2, 3, 4] and all(r["mode"] == "prefix" for r in rows)
     fixed = sweep(model, bits, ["bsc"], [0.1], repeats=2, seed=1)
     assert rows[-1]["accuracies"] == pytest.approx(fixed[0]["accuracies"], abs=1e-12)
-    generator = torch.Generator().manual_seed(channel_seed(1, 0, 0))
+    generator = torch.Generator().manual_seed(binary_seed(1, 0, "bsc", 0.1))
     with torch.no_grad():
         from sjscc.common.channels import BinarySymmetricChannel
 
@@ -150,6 +150,22 @@ def test_cnn_prefix_rows_cut_the_bit_planes(cnn4, synthetic_cifar10: Path) -> No
     assert rows[0]["accuracies"][0] == hits / len(bits)
     with pytest.raises(ValueError, match="progressive codec"):
         progressive_sweep(model, bits, ["bsc"], [0.1], [0.9])
+
+
+def test_prefix_rows_draw_as_the_fixed_sweep_under_either_keying(cnn4, synthetic_cifar10: Path) -> None:
+    """The t = T row is the fixed sweep's row under the same draw keys; setting keys pair p lists that differ,
+    position keys (eval JSONs without draw_keys) do not when p moves in the list."""
+    model = cnn4.build()
+    data = load_split(synthetic_cifar10, "cifar10", "test", 0.1, 0, False)
+    bits = encode(model, data, Normalize(cnn4.spec.mean, cnn4.spec.std), torch.device("cpu"))
+    for keys, paired in (("setting", True), ("position", False)):
+        rows = progressive_sweep(model, bits, ["bsc"], [0.0, 0.3], [], repeats=4, seed=0, draw_keys=keys)
+        fixed = sweep(model, bits, ["bsc"], [0.0, 0.3], repeats=4, seed=0, draw_keys=keys)
+        assert rows[-1]["accuracies"] == pytest.approx(fixed[-1]["accuracies"], abs=1e-12)
+        alone = progressive_sweep(model, bits, ["bsc"], [0.3], [], repeats=4, seed=0, draw_keys=keys)
+        assert (alone[-1]["accuracies"] == rows[-1]["accuracies"]) is paired, keys
+    with pytest.raises(ValueError, match="draw keys 'p'"):
+        progressive_sweep(model, bits, ["bsc"], [0.1], [], draw_keys="p")
 
 
 def test_eval_cli_prefixes(cnn4, tiny_bundle, synthetic_cifar10: Path, tmp_path: Path, capsys) -> None:

@@ -77,13 +77,14 @@ def test_halves_add_up_to_the_whole(progressive, synthetic_cifar10: Path) -> Non
             assert whole / (n_a + n_b) == pytest.approx(row["accuracies"][r], abs=1e-9)
         bits = row["halves"]["A"]["mean_payload_bits"] * n_a + row["halves"]["B"]["mean_payload_bits"] * n_b
         assert bits / (n_a + n_b) == pytest.approx(row["mean_payload_bits"], rel=1e-6)
-    # the fixed pass draws the same noise as the sweep
-    fixed = sweep(model, encoded, ["bsc"], [0.0, 0.2], repeats=2, seed=5)
-    split = half_sweep(model, encoded, ["bsc"], [0.0, 0.2], halves, repeats=2, seed=5)
-    for whole, parts in zip(fixed, split, strict=True):
-        a, b = parts["halves"]["A"]["accuracies"], parts["halves"]["B"]["accuracies"]
-        assert [(x * n_a + y * n_b) / (n_a + n_b) for x, y in zip(a, b, strict=True)] == pytest.approx(
-            whole["accuracies"], abs=1e-9)
+    # the fixed pass draws the same noise as the sweep, under either draw keys
+    for keys in ("setting", "position"):
+        fixed = sweep(model, encoded, ["bsc"], [0.0, 0.2], repeats=2, seed=5, draw_keys=keys)
+        split = half_sweep(model, encoded, ["bsc"], [0.0, 0.2], halves, repeats=2, seed=5, draw_keys=keys)
+        for whole, parts in zip(fixed, split, strict=True):
+            a, b = parts["halves"]["A"]["accuracies"], parts["halves"]["B"]["accuracies"]
+            assert [(x * n_a + y * n_b) / (n_a + n_b) for x, y in zip(a, b, strict=True)] == pytest.approx(
+                whole["accuracies"], abs=1e-9)
 
 
 def test_eval_cli_halves(progressive, tiny_bundle, synthetic_cifar10: Path, tmp_path: Path, capsys) -> None:

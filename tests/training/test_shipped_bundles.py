@@ -3,7 +3,8 @@ eval JSONs made from them (issue 5: "sjscc eval on them reproduces the numbers i
 
 The reproduction check needs the CIFAR-10 training split in ../shared/data (CI has it beside the checkout) and
 is skipped, saying so, without it. It re-runs the first repeat of the low-p part of each committed sweep: the
-channel noise is seeded per (repeat, p index), so a repeat is reproducible on its own.
+channel noise is seeded per repeat, so a repeat is reproducible on its own, and keyed as the JSON says
+(``draw_keys``: by the setting, or, when the field is absent, by p's index in the list).
 """
 
 from __future__ import annotations
@@ -67,11 +68,14 @@ def test_eval_reproduces_the_committed_numbers(name: str) -> None:
             assert abs(report["clean_accuracy"] - bundle.manifest["metrics"]["clean_accuracy"]) <= TOLERANCE, path.name
             continue
         reproduced += 1
-        # the p index seeds the noise, so sweep the committed list up to the last low p, one repeat
+        # keyed by position (JSONs without draw_keys), the p index seeds the noise: sweep the committed list up to
+        # the last low p, one repeat (keyed by the setting, the same list gives the same draws)
         again = evaluate_bundle(bundle.path, DATA, "cifar10", report["split"], [low[0]["channel"]],
                                 probabilities[:len(low)], repeats=1, seed=report["seed"],
                                 batch_size=report["batch_size"], device="cpu",
-                                burst=low[0].get("burst", DEFAULT_BURST), interleave=low[0].get("interleave"))
+                                burst=low[0].get("burst", DEFAULT_BURST), interleave=low[0].get("interleave"),
+                                draw_keys=report.get("draw_keys", "position"))
+        assert again["draw_keys"] == report.get("draw_keys", "position")
         assert again["n_images"] == report["n_images"]
         assert abs(again["clean_accuracy"] - report["clean_accuracy"]) <= TOLERANCE, path.name
         assert again["clean_accuracy"] == pytest.approx(bundle.manifest["metrics"]["clean_accuracy"], abs=TOLERANCE)
