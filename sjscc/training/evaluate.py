@@ -260,18 +260,24 @@ def sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str], proba
           batch_size: int = DEFAULT_BATCH_SIZE, erasure_policy: str = "random", *,
           burst: float = DEFAULT_BURST, interleave: int | None = None, snrs: Sequence[float] = DEFAULT_SNR_DB,
           link: LinkSettings | None = None, bsc_equivalent: bool = True,
-          progress: bool = False, draw_keys: str = DEFAULT_DRAW_KEYS) -> list[dict[str, Any]]:
+          progress: bool = False, draw_keys: str = DEFAULT_DRAW_KEYS,
+          channel_code: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One result per (channel, p), or per (radio link, Eb/N0): mean and population std of the accuracy over
     ``repeats`` noise draws.
 
     Rows of the ``ge`` channel carry its mean burst length ``burst``; with an interleaver every row carries
     its seed ``interleave``. Binary-channel draws are seeded by :func:`draw_seed` under ``draw_keys``
     (``"position"`` replays an eval JSON without a ``draw_keys`` field). Radio links sweep ``snrs`` with the
-    other settings from ``link`` (see :func:`link_rows`), keyed by their setting whatever ``draw_keys``."""
+    other settings from ``link`` (see :func:`link_rows`), keyed by their setting whatever ``draw_keys``.
+    ``channel_code`` (a separate-coding bundle's manifest entry) sends every payload through its CRC + LDPC block
+    (:mod:`sjscc.training.coded_eval`), over the radio links and the BSC."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     check_draw_keys(draw_keys)
     device = torch.device(device)
+    if channel_code is not None:
+        return _coded_sweep(model, encoded, channels, probabilities, repeats, seed, batch_size, snrs, link,
+                            progress, draw_keys, channel_code)
     results = []
     for channel in channels:
         if channel not in CHANNELS:
@@ -291,6 +297,40 @@ def sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str], proba
                     bar.update()
                 results.append({"channel": channel, "p": float(p), **_accuracy_fields(hits, len(encoded)),
                                 **link_fields(channel, burst, interleave)})
+    return results
+
+
+def check_coded_channels(channel_code: dict[str, Any], channels: Sequence[str], link: LinkSettings | None) -> None:
+    """Refuse, before any image is encoded, a sweep a separate-coding bundle's block cannot be sent over."""
+    from sjscc.common.channels.coding import link_for
+    from sjscc.training.coded_eval import check_coded_link
+
+    code = link_for({"channel_code": channel_code})
+    for channel in channels:
+        if channel not in (*LINK_KINDS, "bsc"):
+            raise ValueError(f"this bundle sends its bits through a CRC + 5G LDPC block; channel {channel!r} is not "
+                             "evaluated with it (use awgn, rayleigh or bsc)")
+        if channel in LINK_KINDS:
+            check_coded_link(code, link or LinkSettings())
+
+
+def _coded_sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str], probabilities: Sequence[float],
+                 repeats: int, seed: int, batch_size: int, snrs: Sequence[float], link: LinkSettings | None,
+                 progress: bool, draw_keys: str, channel_code: dict[str, Any]) -> list[dict[str, Any]]:
+    from sjscc.common.channels.coding import failure_policy, link_for
+    from sjscc.training.coded_eval import coded_bsc_rows, coded_link_rows
+
+    check_coded_channels(channel_code, channels, link)
+    code = link_for({"channel_code": channel_code})
+    on_failure, fill = failure_policy({"channel_code": channel_code})
+    results: list[dict[str, Any]] = []
+    for channel in channels:
+        if channel in LINK_KINDS:
+            results += coded_link_rows(model, encoded.bits, encoded.labels, code, channel, snrs,
+                                       link or LinkSettings(), on_failure, fill, repeats, seed, batch_size, progress)
+        else:
+            results += coded_bsc_rows(model, encoded.bits, encoded.labels, code, probabilities, on_failure, fill,
+                                      repeats, seed, batch_size, progress, draw_keys)
     return results
 
 
@@ -380,9 +420,12 @@ def evaluate_model(model: SplitModel, data: ImageSet, normalize: Normalize, chan
                    erasure_policy: str = "random", *, burst: float = DEFAULT_BURST,
                    interleave: int | None = None, snrs: Sequence[float] = DEFAULT_SNR_DB,
                    link: LinkSettings | None = None, bsc_equivalent: bool = True,
-                   progress: bool = False, draw_keys: str = DEFAULT_DRAW_KEYS) -> dict[str, Any]:
+                   progress: bool = False, draw_keys: str = DEFAULT_DRAW_KEYS,
+                   channel_code: dict[str, Any] | None = None) -> dict[str, Any]:
     """Clean accuracy, firing rates and the sweep for one model on ``data`` (no bundle needed); ``draw_keys``
-    is recorded beside the seed."""
+    is recorded beside the seed; ``channel_code``: see :func:`sweep`."""
+    if channel_code is not None:
+        check_coded_channels(channel_code, channels, link)
     device = torch.device(device)
     started = time.perf_counter()
     encoded = encode(model, data, normalize, device, batch_size)
@@ -390,7 +433,7 @@ def evaluate_model(model: SplitModel, data: ImageSet, normalize: Normalize, chan
     clean = decode_accuracy(model, encoded, None, 0.0, None, device, batch_size)
     results = sweep(model, encoded, channels, probabilities, repeats, seed, device, batch_size, erasure_policy,
                     burst=burst, interleave=interleave, snrs=snrs, link=link, bsc_equivalent=bsc_equivalent,
-                    progress=progress, draw_keys=draw_keys)
+                    progress=progress, draw_keys=draw_keys, channel_code=channel_code)
     return {"n_images": len(encoded), "clean_accuracy": clean, "results": results,
             "firing_rate": firing_rate_summary(encoded), "seed": seed, "draw_keys": draw_keys,
             "batch_size": batch_size,
@@ -497,6 +540,8 @@ def evaluate_bundle(path: str | Path, data_root: str | Path | None = None, datas
     started = time.perf_counter()
     check_draw_keys(draw_keys)
     bundle = load_bundle(path)
+    if bundle.manifest.get("channel_code") is not None:
+        check_coded_channels(bundle.manifest["channel_code"], channels, link)
     data, source = load_eval_data(bundle, data_root, dataset, split, limit, download)
     torch_device = select_device(device)
     model = bundle.build(device=torch_device)
@@ -504,7 +549,7 @@ def evaluate_bundle(path: str | Path, data_root: str | Path | None = None, datas
     measured = evaluate_model(model, data, normalize, channels, probabilities, repeats, seed, torch_device,
                               batch_size, erasure_policy, burst=burst, interleave=interleave, snrs=snrs,
                               link=link, bsc_equivalent=bsc_equivalent, progress=progress,
-                              draw_keys=draw_keys)
+                              draw_keys=draw_keys, channel_code=bundle.manifest.get("channel_code"))
     if energy_images > 0:
         measured["energy"] = energy_report(model, data, normalize, torch_device, energy_images, batch_size)
     measured["seconds"]["total"] = round(time.perf_counter() - started, 3)
