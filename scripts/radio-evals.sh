@@ -1,22 +1,30 @@
 #!/bin/bash
 # Issue 21: accuracy against Eb/N0 for the given bundles over the radio links (val split; see docs/RADIO.md).
-# usage: scripts/radio-evals.sh NAME:BUNDLE_DIR ...   (env: LIMIT images, REPEATS draws, SNRS, OUT folder)
+# usage: scripts/radio-evals.sh NAME:BUNDLE_DIR ...
+# env: LIMIT images (first LIMIT of the val split), REPEATS channel draws, OUT folder, LINKS (which of the four
+#      links below, by name), PY; each link's Eb/N0 grid is its SNRS_<NAME>. Resumable: an existing JSON is skipped.
 set -euo pipefail
-LIMIT=${LIMIT:-1000}; REPEATS=${REPEATS:-2}; SNRS=${SNRS:--2,0,2,4,6,8}; OUT=${OUT:-docs/results/radio}
-PY=${PY:-python}
+LIMIT=${LIMIT:-2000}; REPEATS=${REPEATS:-3}; OUT=${OUT:-docs/results/radio}; PY=${PY:-python}
+LINKS=${LINKS:-awgn-bpsk rayleigh-bpsk awgn-16qam rayleigh-16qam}
+declare -A SNRS=(
+  [awgn-bpsk]=${SNRS_AWGN_BPSK:--10,-8,-6,-4,-2,0,2,4,8}
+  [rayleigh-bpsk]=${SNRS_RAYLEIGH_BPSK:--4,-2,0,2,4,6,8,10}
+  [awgn-16qam]=${SNRS_AWGN_16QAM:--4,-2,0,2,4,6,8}
+  [rayleigh-16qam]=${SNRS_RAYLEIGH_16QAM:-0,4,8,12,16}
+)
 mkdir -p "$OUT"
 for item in "$@"; do
   name=${item%%:*}; bundle=${item#*:}
-  for link in "awgn bpsk packet" "rayleigh bpsk packet" "awgn 16qam packet"; do
-    set -- $link
+  for link in $LINKS; do
+    kind=${link%%-*}; modulation=${link#*-}
     for decisions in hard soft; do
       extra=(--no-bsc-equivalent); [ "$decisions" = hard ] && extra=()
-      out="$OUT/$name-$1-$2-$3-$decisions.json"
+      out="$OUT/$name-$kind-$modulation-packet-$decisions.json"
       [ -f "$out" ] && continue
       start=$(date +%s)
-      $PY -m sjscc.cli eval --bundle "$bundle" --data-root /work/shared/data --split val --limit "$LIMIT" \
-        --repeats "$REPEATS" --energy-images 0 --quiet --channel "$1" --modulation "$2" --coherence "$3" \
-        --decisions "$decisions" --snr-db="$SNRS" "${extra[@]}" --out "$out" > /dev/null
+      $PY -m sjscc.cli eval --bundle "$bundle" --data-root "${DATA:-../shared/data}" --split val --limit "$LIMIT" \
+        --repeats "$REPEATS" --energy-images 0 --quiet --channel "$kind" --modulation "$modulation" \
+        --coherence packet --decisions "$decisions" --snr-db="${SNRS[$link]}" "${extra[@]}" --out "$out" > /dev/null
       echo "$out $(( $(date +%s) - start )) s"
     done
   done
