@@ -1,11 +1,13 @@
 """Per-image correctness of every source of the SSCC frontier on the validation split (issue 24).
 
-Sources: CNN-q<n> for n = 1..8 as the shipped CNN-q8's latent re-quantised to n bits (a stand-in for the trained
-ladder: same encoder and decoder, ``round(z (2^n - 1)) / (2^n - 1)``), their accuracy when a failed block is erased
-(fair-coin or zero fill); the shipped SNN and progressive SNN and CNN-q<n> *uncoded* over BPSK/QPSK (hard decisions
-= a BSC with p = Q(sqrt(2 Es/N0)) per bit for BPSK, Q(sqrt(Es/N0)) for Gray QPSK) and 16-QAM (Sionna mapper and
-demapper, simulated); and "send the picture": WebP of the 32x32 image (or its 16x16 downscale, upscaled at the edge)
-at a ladder of qualities, classified by the whole backbone (head + tail of bundles/baseline-cnn-q8, no codec).
+Sources: CNN-q<n> for n = 1..8: with ``--rungs DIR`` the trained fixed-rate ladder (``DIR/cnn-q<n>`` for n < 8,
+``scripts/reproduce-cpu.sh rate-ladder``; n = 8 is the shipped CNN-q8), else the shipped CNN-q8's latent
+re-quantised to n bits (a stand-in: same encoder and decoder, ``round(z (2^n - 1)) / (2^n - 1)``); their accuracy
+when a failed block is erased (fair-coin or zero fill); the shipped SNN and progressive SNN and CNN-q<n> *uncoded*
+over BPSK/QPSK (hard decisions = a BSC with p = Q(sqrt(2 Es/N0)) per bit for BPSK, Q(sqrt(Es/N0)) for Gray QPSK) and
+16-QAM (Sionna mapper and demapper, simulated); and "send the picture": WebP of the 32x32 image (or its 16x16
+downscale, upscaled at the edge) at a ladder of qualities, classified by the whole backbone (head + tail of
+bundles/baseline-cnn-q8, no codec).
 The validation split is cut into two seeded halves: ``design`` (configurations are picked on it) and ``report``.
 
     nice -n 10 python scripts/sscc/sources.py --data-root ../shared/data --out docs/results/sscc/sources.json
@@ -175,6 +177,7 @@ def main() -> None:
     parser.add_argument("--cnn", default="bundles/baseline-cnn-q8")
     parser.add_argument("--snn", default="bundles/default")
     parser.add_argument("--progressive", default="bundles/progressive")
+    parser.add_argument("--rungs", help="folder of the trained CNN-q1..q7 bundles (cnn-q<n>/); default: re-quantise")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--picture-images", type=int, default=1000, help="0: no pictures")
@@ -198,13 +201,18 @@ def main() -> None:
         layers = cnn.model.codec.encoder.layers
         latent = torch.cat([layers(cnn.features[i:i + 500]) for i in range(0, len(labels), 500)])
     decoder, tail = cnn.model.codec.decoder, cnn.model.tail
+    out["rungs"] = f"trained: {args.rungs}" if args.rungs else "q8 latent re-quantised"
     for n in range(1, 9):
-        planes = to_bit_planes(latent, n)
+        if args.rungs and n < 8:  # a trained rung: its own encoder, quantiser and decoder
+            rung = Model(str(Path(args.rungs) / f"cnn-q{n}"), images, shared=cnn)
+            planes, decode = rung.bits(), rung.decode
+        else:
+            planes = to_bit_planes(latent, n)
 
-        def decode(bits: torch.Tensor) -> np.ndarray:
-            with torch.no_grad():
-                return torch.cat([tail(decoder.layers(from_bit_planes(bits[i:i + 500]))).argmax(1)
-                                  for i in range(0, len(bits), 500)]).numpy()
+            def decode(bits: torch.Tensor) -> np.ndarray:
+                with torch.no_grad():
+                    return torch.cat([tail(decoder.layers(from_bit_planes(bits[i:i + 500]))).argmax(1)
+                                      for i in range(0, len(bits), 500)]).numpy()
 
         coin = torch.Generator().manual_seed(args.seed + 77)
         out["sources"][f"cnn-q{n}"] = {
