@@ -110,8 +110,9 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
 
 def add_plot(sub: argparse._SubParsersAction) -> None:
     plot = sub.add_parser("plot", help="draw a figure from saved eval JSON files",
-                          description="Draw accuracy vs p (one line per bundle, error bars = std over repeats) "
-                                      "or the firing-rate histogram from files written by sjscc eval --out.")
+                          description="Draw accuracy vs p (one line per bundle, error bars = std over the channel "
+                                      "draws of one trained model) or the firing-rate histogram from files written "
+                                      "by sjscc eval --out.")
     plot.add_argument("--inputs", nargs="+", required=True, metavar="FILE.json", help="sjscc eval outputs")
     plot.add_argument("--out", required=True, metavar="FILE.png", help="image to write")
     plot.add_argument("--kind", choices=["accuracy", "firing-rate", "rate", "link"], default="accuracy",

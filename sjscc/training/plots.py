@@ -1,6 +1,7 @@
 """Figures from ``sjscc eval`` reports (matplotlib, Agg backend: no display needed).
 
-- :func:`plot_accuracy`: accuracy vs p with one line per bundle and error bars of one std over the repeats,
+- :func:`plot_accuracy`: accuracy vs p with one line per bundle and error bars of one std over the channel draws
+  (a footnote on every accuracy figure says so: not the spread over training seeds),
   one panel per channel kind (the papers' Fig. 4/5). As in the papers, bundles trained under the same
   channel condition share a colour; SNN codecs are solid lines and CNN baselines dashed.
 - :func:`plot_firing_rates`: histogram of the per-image firing rate of the encoder output (Fig. 7).
@@ -83,7 +84,7 @@ def _panel(row: dict[str, Any]) -> str:
 
 
 def plot_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title: str | None = None) -> Path:
-    """Accuracy (mean ± std over repeats) against p; one panel per channel kind, one line per bundle.
+    """Accuracy (mean ± std over channel draws) against p; one panel per channel kind, one line per bundle.
 
     Reports of the same bundle (e.g. its BSC and its BEC sweep saved apart) are merged first, so a bundle keeps
     one colour and one legend entry across panels. A channel swept with and without the interleaver gets two
@@ -119,6 +120,7 @@ def plot_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title: str
         axis.set_title(channel.upper().replace("INTERLEAVER", "interleaver"))
     if title:
         figure.suptitle(title)
+    _add_note(figure, error_bar_note(reports))
     return _save(figure, out)
 
 
@@ -129,7 +131,7 @@ def _link_panel(row: dict[str, Any]) -> str:
 
 
 def plot_link_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title: str | None = None) -> Path:
-    """Accuracy (mean ± std over repeats) against Eb/N0 over radio links, one panel per (link, modulation,
+    """Accuracy (mean ± std over channel draws) against Eb/N0 over radio links, one panel per (link, modulation,
     coherence); per bundle a solid line for hard and a dash-dot line for soft decisions, and a dotted line for the
     same bundle over BSC(p = the link's closed-form BER): where the dotted line and the link's line part, the BSC
     abstraction no longer describes the link. Reports of one bundle (its hard and soft sweeps saved apart) are
@@ -171,6 +173,7 @@ def plot_link_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title
         axis.set_title(panel)
     if title:
         figure.suptitle(title)
+    _add_note(figure, error_bar_note(reports))
     return _save(figure, out)
 
 
@@ -266,14 +269,28 @@ def plot_rate_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title
         axis.set_title(f"{channel.upper()} p = {p:g}")
     if title:
         figure.suptitle(title)
+    _add_note(figure, error_bar_note(reports))
     return _save(figure, out)
+
+
+def error_bar_note(reports: Sequence[dict[str, Any]]) -> str:
+    """What the error bars span, printed under every accuracy figure: the channel draws of one trained model,
+    which a reader must not take for the spread over training seeds (docs/RESULTS.md, "How to read")."""
+    repeats = sorted({int(row["repeats"]) for report in reports for row in report["results"] if row.get("repeats")})
+    count = "/".join(str(r) for r in repeats) or "the"
+    return f"error bars: ±1 std over {count} channel draws of one trained model, not over training seeds"
+
+
+def _add_note(figure: plt.Figure, note: str) -> None:
+    """A footnote under the axes (``_save`` writes with a tight bounding box, which takes it in)."""
+    figure.text(0.5, 0.0, note, ha="center", va="top", fontsize=7, color="0.3")
 
 
 def _save(figure: plt.Figure, out: str | Path) -> Path:
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
-    figure.savefig(path, dpi=150)
+    figure.savefig(path, dpi=150, bbox_inches="tight")
     plt.close(figure)
     return path
 

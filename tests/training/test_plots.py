@@ -56,3 +56,12 @@ def test_a_channel_swept_with_and_without_the_interleaver_gets_two_panels(captur
     assert [a.get_title() for a in axes] == ["GE", "GE + interleaver"]
     assert [len(a.containers[0].lines[0].get_xdata()) for a in axes] == [2, 1]
     np.testing.assert_allclose(np.asarray(axes[1].containers[0].lines[0].get_ydata(), float), [85])
+
+
+def test_every_accuracy_figure_says_what_its_error_bars_span() -> None:
+    """The "±" of one trained model is the spread over channel draws; the figures say so (issue 24's statistics)."""
+    from sjscc.training.plots import error_bar_note
+
+    reports = [{"results": [{"p": 0.1, "repeats": 10}, {"p": 0.2, "repeats": 10}]}, {"results": [{"repeats": 5}]}]
+    assert error_bar_note(reports) == ("error bars: ±1 std over 5/10 channel draws of one trained model, "
+                                       "not over training seeds")
