@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--data-root", default="../shared/data")
     parser.add_argument("--bundle", default="bundles/baseline-cnn-q8")
+    parser.add_argument("--rungs", help="folder of the trained CNN-q1..q7 bundles (cnn-q<n>/), as sources.py --rungs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -41,15 +42,20 @@ def main() -> None:
     val = load_split(args.data_root, "cifar10", "val")
     report = torch.from_numpy((halves(len(val.labels)) == 1).nonzero()[0][: args.images])
     images, labels = val.images[report], val.labels[report]
-    bundle = load_bundle(args.bundle)
-    model = bundle.build()
-    normalize = Normalize(tuple(bundle.spec.mean), tuple(bundle.spec.std))
-    with torch.no_grad():
-        latent = model.codec.encoder.layers(model.head(normalize(images)))
+    def latent_of(path: str) -> tuple[torch.nn.Module, torch.Tensor]:
+        bundle = load_bundle(path)
+        model = bundle.build()
+        normalize = Normalize(tuple(bundle.spec.mean), tuple(bundle.spec.std))
+        with torch.no_grad():
+            return model, model.codec.encoder.layers(model.head(normalize(images)))
+
+    shipped = latent_of(args.bundle)
     for text in args.points.split(","):
         rung, budget, modulation, channel, esno = text.split(":")
         rung, budget, esno = int(rung), int(budget), float(esno)
         began = time.time()
+        trained = bool(args.rungs) and rung < 8  # the trained rung's own encoder and decoder, else re-quantised q8
+        model, latent = latent_of(str(Path(args.rungs) / f"cnn-q{rung}")) if trained else shipped
         planes = to_bit_planes(latent, rung)
         n = budget * bits_per_symbol(modulation)
         link = CodedLink(64 * rung, n, modulation, channel, "soft")
@@ -58,14 +64,15 @@ def main() -> None:
         out = link(planes.reshape(len(labels), -1), ebno, generator)
         bits, wrong = recover(out.bits, out.decoded, "erase", "random", generator)
 
-        def accuracy(bits: torch.Tensor, planes: torch.Tensor = planes) -> float:
+        def accuracy(bits: torch.Tensor, planes: torch.Tensor = planes, model: torch.nn.Module = model) -> float:
             with torch.no_grad():
                 logits = model.tail(model.codec.decoder.layers(from_bit_planes(bits.reshape(planes.shape))))
             return float((logits.argmax(1) == labels).float().mean())
 
         coin_generator = torch.Generator().manual_seed(args.seed + 77)
         coins = (torch.rand(planes.shape, generator=coin_generator) < 0.5).float()
-        record = {"rung": rung, "budget": budget, "modulation": modulation, "channel": channel, "esno_db": esno,
+        record = {"rung": rung, "trained_rung": trained, "budget": budget, "modulation": modulation,
+                  "channel": channel, "esno_db": esno,
                   "ebno_db": ebno, "k": link.k, "n": n, "images": len(labels),
                   "bler": float((~out.decoded).float().mean()),
                   "accuracy": accuracy(bits), "clean": accuracy(planes), "erased": accuracy(coins),
