@@ -57,6 +57,9 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
                           help="awgn/rayleigh only: hard bits, or soft P(bit=1) from k-bit quantised LLRs")
     evaluate.add_argument("--soft-bits", type=int, default=4, metavar="K",
                           help="soft decisions: bits per quantised LLR (2..8), what crosses the wire to the edge")
+    evaluate.add_argument("--paired-hard", action="store_true",
+                          help="with --decisions soft: also decode the hard decisions of the same received symbols "
+                               "and report soft - hard as a paired difference with its 95%% interval")
     evaluate.add_argument("--no-bsc-equivalent", action="store_true",
                           help="awgn/rayleigh: skip the BSC(p = the link's closed-form BER) runs beside each SNR")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bars on stderr")
@@ -162,6 +165,10 @@ def run_eval(args: argparse.Namespace) -> int:
     draw_keys = check_draw_keys(getattr(args, "draw_keys", DEFAULT_DRAW_KEYS))
     _check_halves(args, channels)
     snrs, link = parse_radio_options(args)
+    paired_hard = bool(getattr(args, "paired_hard", False))
+    if paired_hard and (link.decisions != "soft" or not all(kind in ("awgn", "rayleigh") for kind in channels)):
+        raise ValueError("--paired-hard compares soft decisions with the hard ones of the same noise: use it with "
+                         "--channel awgn|rayleigh --decisions soft")
     bundles = args.bundle or [args.bundle_default]
     thresholds = _check_progressive(args, bundles)
     if thresholds is not None and any(kind in ("awgn", "rayleigh") for kind in channels):
@@ -174,7 +181,8 @@ def run_eval(args: argparse.Namespace) -> int:
                                  args.erasure_policy, args.download, burst=burst, interleave=interleave,
                                  energy_images=energy_images, snrs=snrs, link=link,
                                  bsc_equivalent=not getattr(args, "no_bsc_equivalent", False),
-                                 progress=not getattr(args, "quiet", False), draw_keys=draw_keys)
+                                 progress=not getattr(args, "quiet", False), draw_keys=draw_keys,
+                                 paired_hard=paired_hard)
         reports.append(report)
         print(format_table([report]), flush=True)
         if thresholds is not None:

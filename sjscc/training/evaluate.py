@@ -261,7 +261,7 @@ def sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str], proba
           burst: float = DEFAULT_BURST, interleave: int | None = None, snrs: Sequence[float] = DEFAULT_SNR_DB,
           link: LinkSettings | None = None, bsc_equivalent: bool = True,
           progress: bool = False, draw_keys: str = DEFAULT_DRAW_KEYS,
-          channel_code: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+          channel_code: dict[str, Any] | None = None, paired_hard: bool = False) -> list[dict[str, Any]]:
     """One result per (channel, p), or per (radio link, Eb/N0): mean and population std of the accuracy over
     ``repeats`` noise draws.
 
@@ -284,7 +284,8 @@ def sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str], proba
             raise ValueError(f"unknown channel {channel!r}; known: {sorted(CHANNELS)}")
         if channel in LINK_KINDS:
             results += link_rows(model, encoded, channel, snrs, link or LinkSettings(), repeats, seed, device,
-                                 batch_size, bsc_equivalent=bsc_equivalent, progress=progress)
+                                 batch_size, bsc_equivalent=bsc_equivalent, progress=progress,
+                                 paired_hard=paired_hard)
             continue
         with _progress(len(probabilities) * repeats, channel, progress) as bar:
             for p_index, p in enumerate(probabilities):
@@ -336,30 +337,56 @@ def _coded_sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str]
 
 @torch.no_grad()
 def _link_pass(model: SplitModel, encoded: EncodedSet, link: RadioChannel, generator: torch.Generator,
-               device: torch.device, batch_size: int) -> tuple[int, int]:
-    """One pass over the cached bits through a radio link: (top-1 hits, hard-decision bit errors)."""
+               device: torch.device, batch_size: int,
+               paired_hard: bool = False) -> tuple[torch.Tensor, int, torch.Tensor | None]:
+    """One pass over the cached bits through a radio link: (per-image top-1 hits, hard-decision bit errors, and
+    with ``paired_hard`` the per-image hits of the hard decisions of the *same* received symbols)."""
     model.eval()
-    hits = errors = 0
+    hits, hard_hits, errors = [], [], 0
     for part in _index_batches(len(encoded), batch_size):
-        out = link.transmit(encoded.bits[part].to(device).float(), 0.0, generator)
-        logits = model.tail(model.codec.decoder(out.received))
-        hits += int((logits.argmax(1).cpu() == encoded.labels[part]).sum())
+        sent = encoded.bits[part].to(device).float()
+        out = link.transmit(sent, 0.0, generator)
+        labels = encoded.labels[part]
+        hits.append(model.tail(model.codec.decoder(out.received)).argmax(1).cpu() == labels)
+        if paired_hard:  # the sign of each LLR: what a hard-decision receiver would have handed the decoder
+            decided = ((sent > 0.5) ^ out.flipped.bool()).float()
+            hard_hits.append(model.tail(model.codec.decoder(decided)).argmax(1).cpu() == labels)
         errors += int(out.flipped.sum())
-    return hits, errors
+    empty = torch.zeros(0, dtype=torch.bool)
+    return (torch.cat(hits) if hits else empty), errors, ((torch.cat(hard_hits) if hard_hits else empty)
+                                                          if paired_hard else None)
+
+
+def paired_difference(soft: torch.Tensor, hard: torch.Tensor, repeats: int) -> dict[str, Any]:
+    """Soft minus hard accuracy from per-image hit counts over ``repeats`` draws in which both decoded the same
+    received symbols: the mean of the per-image differences and its 95% normal interval over images (the draws of
+    one image are averaged first, so the interval spans images and channel draws, not training seeds), and the
+    discordant (image, draw) pairs: right only with soft, right only with hard."""
+    n = len(soft)
+    diff = (soft.double() - hard.double()) / repeats
+    mean = float(diff.mean()) if n else float("nan")
+    half = 1.96 * float(diff.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("nan")
+    return {"mean": mean, "ci95": [mean - half, mean + half], "resolved": not (mean - half <= 0.0 <= mean + half),
+            "images": n, "spans": "images and channel draws of one trained model (same noise for both)"}
 
 
 def link_rows(model: SplitModel, encoded: EncodedSet, kind: str, snrs: Sequence[float], link: LinkSettings,
               repeats: int = 10, seed: int = 0, device: torch.device | str = "cpu",
               batch_size: int = DEFAULT_BATCH_SIZE, *, bsc_equivalent: bool = True,
-              progress: bool = False) -> list[dict[str, Any]]:
+              progress: bool = False, paired_hard: bool = False) -> list[dict[str, Any]]:
     """One row per Eb/N0 over the radio link ``kind`` with ``link``'s modulation, coherence and decisions.
 
     A row: ``channel``, ``p`` (the closed-form hard BER, :func:`closed_form_ber`), ``snr_db``, ``modulation``,
     ``coherence``, ``decisions`` (+ ``soft_bits``), the measured hard-decision ``ber`` (over all repeats),
     ``symbols`` per image, the accuracy fields, and ``bsc_equivalent`` = the accuracy over BSC(p) with the same
-    repeats (seeded from the same key), unless ``bsc_equivalent`` is False.
+    repeats (seeded from the same key), unless ``bsc_equivalent`` is False. ``paired_hard`` (soft decisions only)
+    also decodes the hard decisions of the same received symbols: the row adds ``hard`` (its accuracy fields) and
+    ``soft_minus_hard`` (:func:`paired_difference`), a paired comparison far tighter than two separate runs.
     """
     device = torch.device(device)
+    if paired_hard and link.decisions != "soft":
+        raise ValueError("--paired-hard compares soft decisions with the hard ones of the same noise: use it with "
+                         "--decisions soft")
     payload_bits = int(encoded.bits[0].numel()) if len(encoded) else 0
     rows = []
     with _progress(len(snrs) * repeats * (2 if bsc_equivalent else 1), f"{kind} {link.modulation} {link.decisions}",
@@ -368,11 +395,17 @@ def link_rows(model: SplitModel, encoded: EncodedSet, kind: str, snrs: Sequence[
             settings = dataclasses.replace(link, snr_db=snr)
             channel = RadioChannel(kind, settings)
             p = closed_form_ber(kind, settings)
-            hits, errors = [], 0
+            hits, hard_hits, errors = [], [], 0
+            per_image = torch.zeros(len(encoded), dtype=torch.int64)
+            per_image_hard = torch.zeros(len(encoded), dtype=torch.int64)
             for repeat in range(repeats):
                 generator = torch.Generator(device=device).manual_seed(link_seed(seed, repeat, kind, settings))
-                hit, error = _link_pass(model, encoded, channel, generator, device, batch_size)
-                hits.append(hit)
+                hit, error, hard = _link_pass(model, encoded, channel, generator, device, batch_size, paired_hard)
+                hits.append(int(hit.sum()))
+                per_image += hit.long()
+                if hard is not None:
+                    hard_hits.append(int(hard.sum()))
+                    per_image_hard += hard.long()
                 errors += error
                 bar.update()
             row = {"channel": kind, "p": p, **settings.describe(), "ber": errors / max(1, payload_bits * len(encoded)
@@ -380,6 +413,9 @@ def link_rows(model: SplitModel, encoded: EncodedSet, kind: str, snrs: Sequence[
                    "symbols": channel.symbols_per_payload(payload_bits), **_accuracy_fields(hits, len(encoded))}
             if settings.decisions == "soft":
                 row["soft_bits"] = settings.soft_bits
+            if paired_hard:
+                row["hard"] = _accuracy_fields(hard_hits, len(encoded))
+                row["soft_minus_hard"] = paired_difference(per_image, per_image_hard, repeats)
             if bsc_equivalent:
                 bsc_hits = []
                 for repeat in range(repeats):
@@ -421,7 +457,7 @@ def evaluate_model(model: SplitModel, data: ImageSet, normalize: Normalize, chan
                    interleave: int | None = None, snrs: Sequence[float] = DEFAULT_SNR_DB,
                    link: LinkSettings | None = None, bsc_equivalent: bool = True,
                    progress: bool = False, draw_keys: str = DEFAULT_DRAW_KEYS,
-                   channel_code: dict[str, Any] | None = None) -> dict[str, Any]:
+                   channel_code: dict[str, Any] | None = None, paired_hard: bool = False) -> dict[str, Any]:
     """Clean accuracy, firing rates and the sweep for one model on ``data`` (no bundle needed); ``draw_keys``
     is recorded beside the seed; ``channel_code``: see :func:`sweep`."""
     if channel_code is not None:
@@ -433,7 +469,7 @@ def evaluate_model(model: SplitModel, data: ImageSet, normalize: Normalize, chan
     clean = decode_accuracy(model, encoded, None, 0.0, None, device, batch_size)
     results = sweep(model, encoded, channels, probabilities, repeats, seed, device, batch_size, erasure_policy,
                     burst=burst, interleave=interleave, snrs=snrs, link=link, bsc_equivalent=bsc_equivalent,
-                    progress=progress, draw_keys=draw_keys, channel_code=channel_code)
+                    progress=progress, draw_keys=draw_keys, channel_code=channel_code, paired_hard=paired_hard)
     return {"n_images": len(encoded), "clean_accuracy": clean, "results": results,
             "firing_rate": firing_rate_summary(encoded), "seed": seed, "draw_keys": draw_keys,
             "batch_size": batch_size,
@@ -530,7 +566,7 @@ def evaluate_bundle(path: str | Path, data_root: str | Path | None = None, datas
                     interleave: int | None = None, energy_images: int = 0,
                     snrs: Sequence[float] = DEFAULT_SNR_DB, link: LinkSettings | None = None,
                     bsc_equivalent: bool = True, progress: bool = False,
-                    draw_keys: str = DEFAULT_DRAW_KEYS) -> dict[str, Any]:
+                    draw_keys: str = DEFAULT_DRAW_KEYS, paired_hard: bool = False) -> dict[str, Any]:
     """The ``sjscc eval`` report of one bundle (see the module docstring for its fields).
 
     ``draw_keys`` (:data:`DRAW_KEYS`) seeds the binary channels' draws and is recorded in the report.
@@ -549,7 +585,8 @@ def evaluate_bundle(path: str | Path, data_root: str | Path | None = None, datas
     measured = evaluate_model(model, data, normalize, channels, probabilities, repeats, seed, torch_device,
                               batch_size, erasure_policy, burst=burst, interleave=interleave, snrs=snrs,
                               link=link, bsc_equivalent=bsc_equivalent, progress=progress,
-                              draw_keys=draw_keys, channel_code=bundle.manifest.get("channel_code"))
+                              draw_keys=draw_keys, channel_code=bundle.manifest.get("channel_code"),
+                              paired_hard=paired_hard)
     if energy_images > 0:
         measured["energy"] = energy_report(model, data, normalize, torch_device, energy_images, batch_size)
     measured["seconds"]["total"] = round(time.perf_counter() - started, 3)

@@ -95,3 +95,36 @@ def test_unknown_modulation_is_an_argparse_error(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["eval", "--channel", "awgn", "--modulation", "8psk"])
     assert "invalid choice: '8psk'" in capsys.readouterr().err
+
+
+def test_paired_hard_is_the_hard_run_of_the_same_noise(tiny_bundle, synthetic_cifar10: Path, tmp_path: Path) -> None:
+    """--paired-hard decodes the sign of the same LLRs: its hard accuracy equals a separate hard run exactly (the
+    draws are keyed by the setting, not the decisions), and soft - hard is the difference of the two means."""
+    soft = _eval(tiny_bundle, synthetic_cifar10, tmp_path / "s.json", "--channel", "awgn", "--snr-db", "-6,0",
+                 "--decisions", "soft", "--paired-hard", "--no-bsc-equivalent")["results"]
+    hard = _eval(tiny_bundle, synthetic_cifar10, tmp_path / "h.json", "--channel", "awgn", "--snr-db", "-6,0",
+                 "--no-bsc-equivalent")["results"]
+    for s, h in zip(soft, hard, strict=True):
+        assert s["hard"]["accuracy_mean"] == h["accuracy_mean"] and s["ber"] == h["ber"]
+        diff = s["soft_minus_hard"]
+        assert diff["mean"] == pytest.approx(s["accuracy_mean"] - h["accuracy_mean"], abs=1e-12)
+        low, high = diff["ci95"]
+        assert low <= diff["mean"] <= high and diff["images"] == 24
+        assert diff["resolved"] == (not low <= 0.0 <= high)
+
+
+def test_paired_difference_by_hand() -> None:
+    """Three images, two draws: per-image differences (2-1)/2, (0-0)/2, (1-2)/2 = 0.5, 0, -0.5: mean 0, sd 0.5."""
+    import torch
+
+    from sjscc.training.evaluate import paired_difference
+
+    out = paired_difference(torch.tensor([2, 0, 1]), torch.tensor([1, 0, 2]), 2)
+    assert out["mean"] == 0.0 and out["ci95"] == pytest.approx([-1.96 * 0.5 / 3 ** 0.5, 1.96 * 0.5 / 3 ** 0.5])
+    assert out["resolved"] is False
+
+
+def test_paired_hard_needs_soft_decisions(tiny_bundle, synthetic_cifar10: Path, capsys) -> None:
+    assert main(["eval", "--bundle", str(tiny_bundle.path), "--data-root", str(synthetic_cifar10), "--split", "test",
+                 "--limit", "8", "--quiet", "--channel", "awgn", "--snr-db", "2", "--paired-hard"]) == 2
+    assert "--decisions soft" in capsys.readouterr().err
