@@ -1,52 +1,86 @@
-"""Markdown tables from the radio-link eval JSONs (docs/results/radio/): hard vs soft per bundle, link and Eb/N0.
+"""Markdown tables from the radio-link eval JSONs: hard vs soft per bundle, link and Eb/N0.
 
-The interval on soft - hard is a 95% normal interval treating the two arms as independent samples of the
-``n_images`` images (a(1-a)/n per arm): it spans image sampling and channel draws, not training seeds; hard and
-soft share images and noise, so the true paired interval is narrower and this one is conservative.
-usage: python scripts/radio_table.py docs/results/radio
+Files written by ``scripts/radio-evals.sh`` (``NAME-<kind>-<modulation>-<coherence>.json``, one ``sjscc eval
+--decisions soft --paired-hard`` run each) hold, per Eb/N0, the soft and the hard decisions of the *same* received
+symbols, so "soft - hard" is a paired interval over images (the draws of an image averaged first): it spans image
+sampling and channel draws, **not training seeds** (``evaluate.paired_difference``). Older files, one per decision
+(``...-hard.json`` / ``...-soft.json``), are read too; their interval is the conservative unpaired one (a(1-a)/n
+per arm).
+
+usage: python scripts/radio_table.py docs/results/radio/val5000 [--bundles NAME,NAME]
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
+LINK_SUFFIX = re.compile(r"-(awgn|rayleigh)-(bpsk|qpsk|16qam)-(packet|step|\d+)(-(hard|soft))?(-low)?\.json$")
+"""``NAME-<kind>-<modulation>-<coherence>[-<decisions>][-low].json``, as scripts/radio-evals.sh names its files."""
+
 
 def rows(folder: Path) -> dict[tuple, dict]:
-    table = {}
+    """(bundle name, kind, modulation, coherence, Eb/N0) -> {"n", "hard": row, "soft": row, "paired": bool}."""
+    table: dict[tuple, dict] = {}
     for path in sorted(folder.glob("*.json")):
+        match = LINK_SUFFIX.search(path.name)
+        if not match:
+            continue
+        name = path.name[: match.start()]
         report = json.loads(path.read_text())
-        name = path.name.split("-awgn-")[0].split("-rayleigh-")[0]
         for row in report["results"]:
             key = (name, row["channel"], row["modulation"], row["coherence"], row["snr_db"])
-            table.setdefault(key, {"n": report["n_images"], "seconds": 0.0})[row["decisions"]] = row
-            table[key]["seconds"] += report["seconds"]["total"] / len(report["results"])
+            entry = table.setdefault(key, {"n": report["n_images"], "paired": False})
+            entry[row["decisions"]] = row
+            if "hard" in row and "soft_minus_hard" in row:
+                entry["hard"] = {**row["hard"], "bsc_equivalent": row.get("bsc_equivalent")}
+                entry["paired"] = True
     return table
 
 
-def main(folder: str) -> None:
-    print("| bundle | link | Eb/N0 dB | BER measured (closed form) | hard | soft | soft - hard, 95% | BSC(p) |")
+def difference(entry: dict) -> str:
+    hard, soft, n = entry.get("hard"), entry.get("soft"), entry["n"]
+    if not (hard and soft):
+        return "-"
+    if entry["paired"]:
+        diff = soft["soft_minus_hard"]
+        mean, (low, high) = diff["mean"], diff["ci95"]
+    else:
+        a, b = hard["accuracy_mean"], soft["accuracy_mean"]
+        half = 1.96 * math.sqrt(a * (1 - a) / n + b * (1 - b) / n)
+        mean, low, high = b - a, b - a - half, b - a + half
+    text = f"{100 * mean:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]"
+    return text + (" not resolved" if low <= 0 <= high else "")
+
+
+def main(folder: str, bundles: list[str] | None = None) -> None:
+    print("| bundle | link | Eb/N0 dB | BER measured (closed form) | hard % | soft % | soft − hard, 95% | BSC(p) % |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for key, arms in sorted(rows(Path(folder)).items()):
+    table = rows(Path(folder))
+    order = {name: i for i, name in enumerate(bundles or [])}
+    for key in sorted(table, key=lambda k: (order.get(k[0], len(order)), k[0], k[1], k[2], k[3], k[4])):
         name, kind, modulation, coherence, snr = key
-        hard, soft, n = arms.get("hard"), arms.get("soft"), arms["n"]
-        any_row = hard or soft
+        if bundles and name not in order:
+            continue
+        entry = table[key]
+        hard, soft = entry.get("hard"), entry.get("soft")
+        any_row = soft or hard
         link = f"{kind} {modulation}" + (f" ({coherence})" if kind == "rayleigh" else "")
-        ber = f"{any_row['ber']:.4f} ({any_row['p']:.4f})"
+        ber = f"{any_row['ber']:.4f} ({any_row['p']:.4f})" if "ber" in any_row else f"({any_row['p']:.4f})"
         cells = [f"{100 * r['accuracy_mean']:.2f}" if r else "-" for r in (hard, soft)]
-        diff = "-"
-        if hard and soft:
-            a, b = hard["accuracy_mean"], soft["accuracy_mean"]
-            half = 1.96 * math.sqrt(a * (1 - a) / n + b * (1 - b) / n)
-            low, high = 100 * (b - a - half), 100 * (b - a + half)
-            diff = f"{100 * (b - a):+.2f} [{low:+.2f}, {high:+.2f}]" + (" not resolved" if low < 0 < high else "")
-        bsc = (hard or {}).get("bsc_equivalent")
-        print(f"| {name} | {link} | {snr:g} | {ber} | {cells[0]} | {cells[1]} | {diff} | "
-              f"{100 * bsc['accuracy_mean']:.2f} |" if bsc else
-              f"| {name} | {link} | {snr:g} | {ber} | {cells[0]} | {cells[1]} | {diff} | - |")
+        bsc = (hard or {}).get("bsc_equivalent") or (soft or {}).get("bsc_equivalent")
+        bsc_cell = f"{100 * bsc['accuracy_mean']:.2f}" if bsc else "-"
+        print(f"| {name} | {link} | {snr:g} | {ber} | {cells[0]} | {cells[1]} | {difference(entry)} | {bsc_cell} |")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "docs/results/radio")
+    arguments = sys.argv[1:]
+    selected = None
+    if "--bundles" in arguments:
+        at = arguments.index("--bundles")
+        selected = arguments[at + 1].split(",")
+        del arguments[at: at + 2]
+    main(arguments[0] if arguments else "docs/results/radio/val5000", selected)
