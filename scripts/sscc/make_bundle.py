@@ -1,11 +1,16 @@
-"""Export an SSCC bundle: CNN-q<n> (the shipped CNN-q8's weights, latent re-quantised to n bits) + CRC + 5G LDPC.
+"""Export an SSCC bundle: CNN-q<n> + CRC + 5G LDPC, from a trained CNN-q<n> rung or a CNN-q8 re-quantised to n bits.
+
+``--source`` is a trained rung of the fixed-rate ladder (``scripts/reproduce-cpu.sh rate-ladder``, e.g.
+``runs/cpu-wide/rate-ladder/bundles/cnn-q4``: its own encoder, quantiser and decoder) or, as a stand-in, the shipped
+CNN-q8, whose latent is then re-quantised to n bits and read by its own decoder.
 
 The manifest's ``channel_code`` names the code the link must apply (``sjscc.common.channels.coding.link_for``
 rebuilds it): ``{"kind": "ldpc", "crc": "CRC16", "k": 64 n, "n": coded bits, "rate", "modulation",
 "channel_uses", "on_failure", "fill"}``. Weights are stored as float16 (the bundle is 6 MB instead of 12; they
 load into the float32 model), and ``metrics`` are measured on the validation split with those weights.
 
-    python scripts/sscc/make_bundle.py --rung 4 --channel-uses 256 --modulation qpsk --out bundles/sscc-cnn-q4-ldpc
+    python scripts/sscc/make_bundle.py --source runs/cpu-wide/rate-ladder/bundles/cnn-q4 --rung 4 \
+        --channel-uses 256 --modulation qpsk --out bundles/sscc-cnn-q4-ldpc
 """
 
 from __future__ import annotations
@@ -53,12 +58,17 @@ def main() -> None:
     metrics = {"split": "val", "dataset": "cifar10", "n_images": len(val.labels),
                "clean_accuracy": correct / len(val.labels), "device": "cpu",
                "note": "clean = the channel code's successful block; BLER curves in docs/results/sscc"}
+    lineage: dict = {"weights_from": source.model_id, "weights_dtype": "float16"}
+    if source.manifest.get("codec") != spec.codec:  # a stand-in: another rung's latent re-quantised
+        lineage["requantised_from_bits"] = source.timesteps
+    else:
+        lineage["trained_rung"] = True
+        lineage["training"] = source.manifest.get("training")
     half = {k: v.half() for k, v in model.state_dict().items()}
     model.load_state_dict(half)  # float16 values into the float32 model; save_bundle keeps the module's dtype
     model.half()
     bundle = save_bundle(model, spec, args.out, source.classes, {"kind": "none", "p": 0.0}, metrics,
-                         extra={"channel_code": code, "lineage": {"weights_from": source.model_id,
-                                                                 "requantised_from_bits": 8}})
+                         extra={"channel_code": code, "lineage": lineage})
     link_for(bundle.manifest)  # the manifest's code is one the link can build
     print(bundle.path, bundle.model_id, metrics["clean_accuracy"])
 
