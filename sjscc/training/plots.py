@@ -143,7 +143,8 @@ def plot_link_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title
         else:
             merged[report["bundle"]] = {**report, "results": list(report["results"])}
     reports = list(merged.values())
-    rows_of = [[row for row in report["results"] if row.get("snr_db") is not None] for report in reports]
+    rows_of = [_with_paired_hard([row for row in report["results"] if row.get("snr_db") is not None])
+               for report in reports]
     panels = list(dict.fromkeys(_link_panel(row) for rows in rows_of for row in rows))
     if not panels:
         raise ValueError("the reports hold no radio-link results (rows with snr_db) to plot")
@@ -175,6 +176,15 @@ def plot_link_accuracy(reports: Sequence[dict[str, Any]], out: str | Path, title
         figure.suptitle(title)
     _add_note(figure, error_bar_note(reports))
     return _save(figure, out)
+
+
+def _with_paired_hard(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Soft rows of ``--paired-hard`` runs carry the hard decisions of the same noise (``row["hard"]``): add them as
+    hard rows (unless the reports already hold a hard row at that setting), so both lines are drawn."""
+    seen = {(r["channel"], r["modulation"], r["coherence"], r["snr_db"]) for r in rows if r["decisions"] == "hard"}
+    extra = [{**row, **row["hard"], "decisions": "hard"} for row in rows
+             if row.get("hard") and (row["channel"], row["modulation"], row["coherence"], row["snr_db"]) not in seen]
+    return rows + extra
 
 
 def _ladder_key(report: dict[str, Any]) -> int | None:

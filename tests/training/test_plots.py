@@ -65,3 +65,15 @@ def test_every_accuracy_figure_says_what_its_error_bars_span() -> None:
     reports = [{"results": [{"p": 0.1, "repeats": 10}, {"p": 0.2, "repeats": 10}]}, {"results": [{"repeats": 5}]}]
     assert error_bar_note(reports) == ("error bars: ±1 std over 5/10 channel draws of one trained model, "
                                        "not over training seeds")
+
+
+def test_a_paired_soft_row_also_draws_its_hard_decisions() -> None:
+    from sjscc.training.plots import _with_paired_hard
+
+    soft = {"channel": "awgn", "modulation": "bpsk", "coherence": "packet", "snr_db": 0.0, "decisions": "soft",
+            "accuracy_mean": 0.9, "accuracy_std": 0.0, "hard": {"accuracy_mean": 0.8, "accuracy_std": 0.01}}
+    rows = _with_paired_hard([soft])
+    assert [(r["decisions"], r["accuracy_mean"]) for r in rows] == [("soft", 0.9), ("hard", 0.8)]
+    separate = {**soft, "decisions": "hard", "accuracy_mean": 0.7}
+    del separate["hard"]
+    assert len(_with_paired_hard([soft, separate])) == 2  # a separate hard run at that setting wins
