@@ -578,6 +578,9 @@ def evaluate_bundle(path: str | Path, data_root: str | Path | None = None, datas
     bundle = load_bundle(path)
     if bundle.manifest.get("channel_code") is not None:
         check_coded_channels(bundle.manifest["channel_code"], channels, link)
+        if paired_hard:
+            raise ValueError("--paired-hard is for uncoded links; this bundle's LDPC decoder reads the LLRs: run "
+                             "--decisions hard and --decisions soft separately")
     data, source = load_eval_data(bundle, data_root, dataset, split, limit, download)
     torch_device = select_device(device)
     model = bundle.build(device=torch_device)

@@ -93,3 +93,10 @@ def test_a_coded_bundle_refuses_channels_its_block_is_not_sent_over(coded_bundle
     assert main(["eval", "--bundle", str(coded_bundle.path), "--data-root", str(synthetic_cifar10), "--split",
                  "test", "--limit", "8", "--quiet", "--channel", "bec", "--p", "0.1"]) == 2
     assert "channel 'bec' is not evaluated with it" in capsys.readouterr().err
+
+
+def test_paired_hard_is_refused_for_a_coded_bundle(coded_bundle, synthetic_cifar10: Path, capsys) -> None:
+    assert main(["eval", "--bundle", str(coded_bundle.path), "--data-root", str(synthetic_cifar10), "--split",
+                 "test", "--limit", "8", "--quiet", "--channel", "awgn", "--modulation", "qpsk", "--snr-db=2",
+                 "--decisions", "soft", "--paired-hard"]) == 2
+    assert "--paired-hard is for uncoded links" in capsys.readouterr().err
