@@ -8,6 +8,7 @@ sampling and channel draws, **not training seeds** (``evaluate.paired_difference
 per arm).
 
 usage: python scripts/radio_table.py docs/results/radio/val5000 [--bundles NAME,NAME]
+       python scripts/radio_table.py docs/results/radio/val5000 --columns NAME:hard,NAME:soft,...
 """
 
 from __future__ import annotations
@@ -76,6 +77,24 @@ def main(folder: str, bundles: list[str] | None = None) -> None:
         print(f"| {name} | {link} | {snr:g} | {ber} | {cells[0]} | {cells[1]} | {difference(entry)} | {bsc_cell} |")
 
 
+def columns_table(folder: str, columns: list[str]) -> None:
+    """One row per (link, Eb/N0), one column per ``NAME:decisions``: the accuracy side by side (one training seed
+    per bundle; the draws are keyed by the setting, so every column saw the same noise and images)."""
+    table = rows(Path(folder))
+    wanted = [tuple(c.split(":")) for c in columns]
+    print("| link | Eb/N0 dB | " + " | ".join(f"{name} {decisions}" for name, decisions in wanted) + " |")
+    print("|---|---:|" + "---:|" * len(wanted))
+    settings = sorted({key[1:] for key in table if key[0] in {name for name, _ in wanted}})
+    for kind, modulation, coherence, snr in settings:
+        cells = []
+        for name, decisions in wanted:
+            entry = table.get((name, kind, modulation, coherence, snr)) or {}
+            row = entry.get(decisions)
+            cells.append(f"{100 * row['accuracy_mean']:.2f}" if row else "-")
+        link = f"{kind} {modulation}" + (f" ({coherence})" if kind == "rayleigh" else "")
+        print(f"| {link} | {snr:g} | " + " | ".join(cells) + " |")
+
+
 if __name__ == "__main__":
     arguments = sys.argv[1:]
     selected = None
@@ -83,4 +102,10 @@ if __name__ == "__main__":
         at = arguments.index("--bundles")
         selected = arguments[at + 1].split(",")
         del arguments[at: at + 2]
-    main(arguments[0] if arguments else "docs/results/radio/val5000", selected)
+    if "--columns" in arguments:
+        at = arguments.index("--columns")
+        wanted = arguments[at + 1].split(",")
+        del arguments[at: at + 2]
+        columns_table(arguments[0] if arguments else "docs/results/radio/val5000", wanted)
+    else:
+        main(arguments[0] if arguments else "docs/results/radio/val5000", selected)
