@@ -83,3 +83,24 @@ def test_eval_reproduces_the_committed_numbers(name: str) -> None:
             assert row["p"] == committed["p"]
             assert abs(row["accuracies"][0] - committed["accuracies"][0]) <= TOLERANCE, (path.name, row["p"])
     assert reproduced, f"no committed report of bundles/{name} has a p <= 0.15 sweep to re-run"
+
+
+RADIO_SHIPPED = {"snn-awgn-soft": ("snn", 8), "cnn-q1-awgn-soft": ("cnn-q1", 1)}
+
+
+@pytest.mark.parametrize("name", sorted(RADIO_SHIPPED))
+def test_radio_trained_bundle_is_the_evaluated_model_in_float16(name: str) -> None:
+    """The bundles trained on the soft AWGN link (issue 21) are the float16 copies of the models whose radio sweeps
+    docs/RESULTS.md reports: ``lineage.weights_from`` is the model id in those committed JSONs."""
+    bundle = load_bundle(ROOT / "bundles" / name)
+    manifest = bundle.manifest
+    codec, timesteps = RADIO_SHIPPED[name]
+    assert manifest["codec"] == codec and bundle.timesteps == timesteps and manifest["payload_bits"] == 512
+    train = manifest["train_channel"]
+    assert (train["kind"], train["decisions"], train["snr_db"], train["snr_db_max"]) == ("awgn", "soft", -10.0, 6.0)
+    assert manifest["lineage"]["weights_dtype"] == "float16"
+    sweep = json.loads((ROOT / "docs" / "results" / "radio" / "val5000" / f"{name}-awgn-bpsk-packet.json").read_text())
+    assert sweep["bundle"] == manifest["lineage"]["weights_from"] and sweep["n_images"] == 5000
+    metrics = manifest["metrics"]
+    assert abs(metrics["clean_accuracy_float16_val"] - metrics["clean_accuracy_float32_val"]) <= 0.002
+    assert bundle.build().state_dict()  # the float16 weights load into the model
