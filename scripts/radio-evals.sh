@@ -1,10 +1,10 @@
 #!/bin/bash
 # Issue 21: accuracy against Eb/N0 for the given bundles over the radio links (val split; see docs/RADIO.md).
 # usage: scripts/radio-evals.sh NAME:BUNDLE_DIR ...
-# env: LIMIT images (first LIMIT of the val split), REPEATS channel draws, OUT folder, LINKS (which of the four
+# env: LIMIT images (first LIMIT of the val split; 0 = all), REPEATS channel draws, OUT folder, LINKS (which of the four
 #      links below, by name), PY; each link's Eb/N0 grid is its SNRS_<NAME>. Resumable: an existing JSON is skipped.
 set -euo pipefail
-LIMIT=${LIMIT:-2000}; REPEATS=${REPEATS:-3}; OUT=${OUT:-docs/results/radio}; PY=${PY:-python}
+LIMIT=${LIMIT:-0}; REPEATS=${REPEATS:-3}; OUT=${OUT:-docs/results/radio/val5000}; PY=${PY:-python}
 LINKS=${LINKS:-awgn-bpsk rayleigh-bpsk awgn-16qam rayleigh-16qam}
 declare -A SNRS=(
   [awgn-bpsk]=${SNRS_AWGN_BPSK:--10,-8,-6,-4,-2,0,2,4,8}
