@@ -6,7 +6,7 @@ uncoded would describe another system. Each image's payload bits (``k``, in payl
 (:class:`sjscc.common.channels.coding.CodedLink`), cross the radio link exactly as the device sends them
 (:class:`sjscc.common.channels.radio.RadioChannel` at the code's modulation, Eb/N0 per information bit), reach the
 decoder as the edge reads them (soft: the k-bit LLR levels dequantised; hard: the decided bits with the block's
-reliability :func:`block_hard_llr`), and are BP + CRC decoded; a failed block follows the bundle's failure
+reliability, :func:`hard_llr_magnitude`), and are BP + CRC decoded; a failed block follows the bundle's failure
 policy (:func:`recover`: ``erase`` classifies fill bits, ``misclassify`` counts the image wrong).
 
 A row is a radio row (:func:`sjscc.training.evaluate.link_rows`) plus ``bler`` (the fraction of failed blocks over
@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from sjscc.common.channels import LinkSettings
-from sjscc.common.channels.coding import CodedLink, block_hard_llr, hard_llr, recover
+from sjscc.common.channels.coding import CodedLink, hard_llr, hard_llr_magnitude, recover
 from sjscc.common.channels.radio import RadioChannel, closed_form_ber, dequantize_llr
 from sjscc.common.model import SplitModel
 
@@ -51,9 +51,8 @@ def block_llrs(channel: RadioChannel | float, coded: torch.Tensor,
     settings = channel.settings
     if settings.decisions == "soft":
         llr = dequantize_llr(out.levels.long(), settings.soft_bits).view(coded.shape[0], -1)
-    else:
-        reliability = torch.tensor([block_hard_llr(row) for row in out.llr])
-        llr = (2.0 * (out.llr > 0).float() - 1.0) * reliability.unsqueeze(1)
+    else:  # each block's reliability, as the device's link computes it for one served block (block_hard_llr)
+        llr = (2.0 * (out.llr > 0).float() - 1.0) * hard_llr_magnitude(out.llr)
     return llr, int(out.flipped.sum())
 
 
@@ -78,11 +77,32 @@ def coded_pass(model: SplitModel, bits: torch.Tensor, labels: torch.Tensor, code
     return hits, failures, errors
 
 
+def _repeated(model: SplitModel, bits: torch.Tensor, labels: torch.Tensor, code: CodedLink,
+              channel: RadioChannel | float, on_failure: str, fill: str, seeds: Sequence[int], batch_size: int,
+              bar) -> dict[str, Any]:
+    """One setting over its repeats (one generator seed each): the accuracy fields, ``ber`` and ``bler``."""
+    from sjscc.training.evaluate import _accuracy_fields
+
+    hits, failures, errors = [], 0, 0
+    for seed in seeds:
+        hit, failed, error = coded_pass(model, bits, labels, code, channel, on_failure, fill,
+                                        torch.Generator().manual_seed(seed), batch_size)
+        hits.append(hit)
+        failures += failed
+        errors += error
+        bar.update()
+    draws = len(bits) * len(seeds)
+    return {"ber": errors / max(1, code.n * draws), "bler": failures / max(1, draws),
+            "code": {"kind": "ldpc", "crc": code.crc, "k": code.k, "n": code.n, "rate": round(code.rate, 6),
+                     "on_failure": on_failure, "fill": fill},
+            **_accuracy_fields(hits, len(bits))}
+
+
 def coded_link_rows(model: SplitModel, bits: torch.Tensor, labels: torch.Tensor, code: CodedLink, kind: str,
                     snrs: Sequence[float], link: LinkSettings, on_failure: str, fill: str, repeats: int = 10,
                     seed: int = 0, batch_size: int = 256, progress: bool = False) -> list[dict[str, Any]]:
     """One row per Eb/N0 for cached payload bits ``[N, ...]`` (see the module docstring)."""
-    from sjscc.training.evaluate import _accuracy_fields, _progress, link_seed
+    from sjscc.training.evaluate import _progress, link_seed
 
     check_coded_link(code, link)
     rows = []
@@ -90,21 +110,11 @@ def coded_link_rows(model: SplitModel, bits: torch.Tensor, labels: torch.Tensor,
                    progress) as bar:
         for snr in snrs:
             settings = dataclasses.replace(link, snr_db=snr, coderate=code.rate)
-            channel = RadioChannel(kind, settings)
-            hits, failures, errors = [], 0, 0
-            for repeat in range(repeats):
-                generator = torch.Generator().manual_seed(link_seed(seed, repeat, kind, settings))
-                hit, failed, error = coded_pass(model, bits, labels, code, channel, on_failure, fill, generator,
-                                                batch_size)
-                hits.append(hit)
-                failures += failed
-                errors += error
-                bar.update()
+            seeds = [link_seed(seed, repeat, kind, settings) for repeat in range(repeats)]
+            measured = _repeated(model, bits, labels, code, RadioChannel(kind, settings), on_failure, fill, seeds,
+                                 batch_size, bar)
             row = {"channel": kind, "p": closed_form_ber(kind, settings), **settings.describe(),
-                   "ber": errors / max(1, code.n * len(bits) * repeats), "symbols": code.symbols,
-                   "bler": failures / max(1, len(bits) * repeats),
-                   "code": _code_fields(code, on_failure, fill),
-                   **_accuracy_fields(hits, len(bits))}
+                   "ber": measured.pop("ber"), "symbols": code.symbols, **measured}
             if settings.decisions == "soft":
                 row["soft_bits"] = settings.soft_bits
             rows.append(row)
@@ -116,26 +126,12 @@ def coded_bsc_rows(model: SplitModel, bits: torch.Tensor, labels: torch.Tensor, 
                    batch_size: int = 256, progress: bool = False,
                    draw_keys: str = "setting") -> list[dict[str, Any]]:
     """One row per crossover probability ``p`` of a BSC on the coded bits (``ber``: measured, ``bler``, ``code``)."""
-    from sjscc.training.evaluate import _accuracy_fields, _progress, draw_seed
+    from sjscc.training.evaluate import _progress, draw_seed
 
     rows = []
     with _progress(len(probabilities) * repeats, f"bsc + ldpc r={code.rate:.2f}", progress) as bar:
         for p_index, p in enumerate(probabilities):
-            hits, failures, errors = [], 0, 0
-            for repeat in range(repeats):
-                generator = torch.Generator().manual_seed(draw_seed(draw_keys, seed, repeat, "bsc", p, p_index))
-                hit, failed, error = coded_pass(model, bits, labels, code, float(p), on_failure, fill, generator,
-                                                batch_size)
-                hits.append(hit)
-                failures += failed
-                errors += error
-                bar.update()
-            rows.append({"channel": "bsc", "p": float(p), "ber": errors / max(1, code.n * len(bits) * repeats),
-                         "bler": failures / max(1, len(bits) * repeats), "code": _code_fields(code, on_failure, fill),
-                         **_accuracy_fields(hits, len(bits))})
+            seeds = [draw_seed(draw_keys, seed, repeat, "bsc", p, p_index) for repeat in range(repeats)]
+            rows.append({"channel": "bsc", "p": float(p), **_repeated(model, bits, labels, code, float(p),
+                                                                       on_failure, fill, seeds, batch_size, bar)})
     return rows
-
-
-def _code_fields(code: CodedLink, on_failure: str, fill: str) -> dict[str, Any]:
-    return {"kind": "ldpc", "crc": code.crc, "k": code.k, "n": code.n, "rate": round(code.rate, 6),
-            "on_failure": on_failure, "fill": fill}

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -64,6 +64,9 @@ from sjscc.common.devices import select_device
 from sjscc.common.energy import estimate_energy, format_energy
 from sjscc.common.model import SplitModel
 from sjscc.training.data import DataError, ImageSet, Normalize, first, load_split
+
+if TYPE_CHECKING:  # coding.py loads Sionna's LDPC blocks: only coded bundles need them
+    from sjscc.common.channels.coding import CodedLink
 
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_P = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
@@ -277,7 +280,7 @@ def sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str], proba
     device = torch.device(device)
     if channel_code is not None:
         return _coded_sweep(model, encoded, channels, probabilities, repeats, seed, batch_size, snrs, link,
-                            progress, draw_keys, channel_code)
+                            progress, draw_keys, channel_code, paired_hard)
     results = []
     for channel in channels:
         if channel not in CHANNELS:
@@ -301,11 +304,16 @@ def sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str], proba
     return results
 
 
-def check_coded_channels(channel_code: dict[str, Any], channels: Sequence[str], link: LinkSettings | None) -> None:
-    """Refuse, before any image is encoded, a sweep a separate-coding bundle's block cannot be sent over."""
+def check_coded_channels(channel_code: dict[str, Any], channels: Sequence[str], link: LinkSettings | None,
+                         paired_hard: bool = False) -> CodedLink:
+    """The separate-coding bundle's code, after refusing (before any image is encoded) a sweep its block cannot be
+    sent over."""
     from sjscc.common.channels.coding import link_for
     from sjscc.training.coded_eval import check_coded_link
 
+    if paired_hard:
+        raise ValueError("--paired-hard is for uncoded links; this bundle's LDPC decoder reads the LLRs: run "
+                         "--decisions hard and --decisions soft separately")
     code = link_for({"channel_code": channel_code})
     for channel in channels:
         if channel not in (*LINK_KINDS, "bsc"):
@@ -313,16 +321,17 @@ def check_coded_channels(channel_code: dict[str, Any], channels: Sequence[str], 
                              "evaluated with it (use awgn, rayleigh or bsc)")
         if channel in LINK_KINDS:
             check_coded_link(code, link or LinkSettings())
+    return code
 
 
 def _coded_sweep(model: SplitModel, encoded: EncodedSet, channels: Sequence[str], probabilities: Sequence[float],
                  repeats: int, seed: int, batch_size: int, snrs: Sequence[float], link: LinkSettings | None,
-                 progress: bool, draw_keys: str, channel_code: dict[str, Any]) -> list[dict[str, Any]]:
-    from sjscc.common.channels.coding import failure_policy, link_for
+                 progress: bool, draw_keys: str, channel_code: dict[str, Any],
+                 paired_hard: bool) -> list[dict[str, Any]]:
+    from sjscc.common.channels.coding import failure_policy
     from sjscc.training.coded_eval import coded_bsc_rows, coded_link_rows
 
-    check_coded_channels(channel_code, channels, link)
-    code = link_for({"channel_code": channel_code})
+    code = check_coded_channels(channel_code, channels, link, paired_hard)
     on_failure, fill = failure_policy({"channel_code": channel_code})
     results: list[dict[str, Any]] = []
     for channel in channels:
@@ -461,7 +470,7 @@ def evaluate_model(model: SplitModel, data: ImageSet, normalize: Normalize, chan
     """Clean accuracy, firing rates and the sweep for one model on ``data`` (no bundle needed); ``draw_keys``
     is recorded beside the seed; ``channel_code``: see :func:`sweep`."""
     if channel_code is not None:
-        check_coded_channels(channel_code, channels, link)
+        check_coded_channels(channel_code, channels, link, paired_hard)
     device = torch.device(device)
     started = time.perf_counter()
     encoded = encode(model, data, normalize, device, batch_size)
@@ -576,11 +585,6 @@ def evaluate_bundle(path: str | Path, data_root: str | Path | None = None, datas
     started = time.perf_counter()
     check_draw_keys(draw_keys)
     bundle = load_bundle(path)
-    if bundle.manifest.get("channel_code") is not None:
-        check_coded_channels(bundle.manifest["channel_code"], channels, link)
-        if paired_hard:
-            raise ValueError("--paired-hard is for uncoded links; this bundle's LDPC decoder reads the LLRs: run "
-                             "--decisions hard and --decisions soft separately")
     data, source = load_eval_data(bundle, data_root, dataset, split, limit, download)
     torch_device = select_device(device)
     model = bundle.build(device=torch_device)

@@ -131,7 +131,7 @@ class CodedLink:
         hard = (llr > 0).float()
         errors = (hard != coded).sum(dim=1)
         if self.decisions == "hard":
-            llr = (2.0 * hard - 1.0) * _hard_llr_magnitude(llr)
+            llr = (2.0 * hard - 1.0) * hard_llr_magnitude(llr)
         return llr, errors
 
     def __call__(self, bits: torch.Tensor, snr_db: float, generator: torch.Generator | None = None) -> CodedOutput:
@@ -141,17 +141,18 @@ class CodedLink:
         return CodedOutput(decoded, ok, errors)
 
 
-def _hard_llr_magnitude(llr: torch.Tensor) -> torch.Tensor:
-    """What a hard-decision receiver tells BP: each bit's reliability ``log((1-p)/p)`` with ``p`` the block's
-    mean bit-error probability implied by the SNR (``E[sigmoid(-|llr|)]``); the per-bit soft values are discarded."""
+def hard_llr_magnitude(llr: torch.Tensor) -> torch.Tensor:
+    """What a hard-decision receiver tells BP, per block of ``llr [B, n]`` (``[B, 1]``): each bit's reliability
+    ``log((1-p)/p)`` with ``p`` the block's mean bit-error probability implied by the SNR (``E[sigmoid(-|llr|)]``);
+    the per-bit soft values are discarded."""
     p = torch.sigmoid(-llr.abs()).mean(dim=1, keepdim=True).clamp(1e-6, 0.5 - 1e-6)
     return torch.log((1 - p) / p)
 
 
 def block_hard_llr(llr: torch.Tensor) -> float:
     """The reliability a hard-decision receiver gives every bit of one block, from the block's LLRs (it knows its
-    SNR and, on Rayleigh, its fades): :func:`_hard_llr_magnitude`, the rule the evaluation's hard links use."""
-    return float(_hard_llr_magnitude(llr.reshape(1, -1))[0, 0])
+    SNR and, on Rayleigh, its fades): :func:`hard_llr_magnitude`, the rule the evaluation's hard links use."""
+    return float(hard_llr_magnitude(llr.reshape(1, -1))[0, 0])
 
 
 def recover(bits: torch.Tensor, decoded: torch.Tensor, on_failure: str = "erase", fill: str = "random",
