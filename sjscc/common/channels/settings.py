@@ -27,18 +27,24 @@ DEFAULT_BURST = 8.0
 """Mean burst length (bits) of the Gilbert-Elliott channel when none is given."""
 
 
+def _as_float(value: object, must: str, refused: tuple[type, ...] = (str, bytes, bool)) -> float:
+    """``value`` as float, or a ValueError ``"<must>, got ..."``: ``refused`` types are not converted (a string or
+    a bool reaching a setting means a caller skipped its own parsing; ``float(True) == 1.0``)."""
+    if isinstance(value, refused):
+        raise ValueError(f"{must}, got {type(value).__name__} {value!r}")
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{must}, got {value!r}") from None
+
+
 def check_probability(p: float) -> float:
     """Return ``p`` as float or raise a ValueError that says what was wrong.
 
     Strings and booleans are refused rather than converted: ``"0.1"`` or ``True`` reaching a channel means a
     caller skipped its own parsing, and ``float(True) == 1.0`` would silently invert every bit.
     """
-    if isinstance(p, (str, bytes, bool)):
-        raise ValueError(f"channel probability p must be a number in [0, 1], got {type(p).__name__} {p!r}")
-    try:
-        value = float(p)
-    except (TypeError, ValueError):
-        raise ValueError(f"channel probability p must be a number in [0, 1], got {p!r}") from None
+    value = _as_float(p, "channel probability p must be a number in [0, 1]")
     if not 0.0 <= value <= 1.0 or math.isnan(value):
         raise ValueError(f"channel probability p must be in [0, 1], got {p!r}")
     return value
@@ -46,12 +52,7 @@ def check_probability(p: float) -> float:
 
 def check_burst(burst: float) -> float:
     """Return the mean burst length as float, or raise a ValueError: a number >= 1 (bits)."""
-    if isinstance(burst, (str, bytes, bool)):
-        raise ValueError(f"mean burst length must be a number >= 1 (bits), got {type(burst).__name__} {burst!r}")
-    try:
-        value = float(burst)
-    except (TypeError, ValueError):
-        raise ValueError(f"mean burst length must be a number >= 1 (bits), got {burst!r}") from None
+    value = _as_float(burst, "mean burst length must be a number >= 1 (bits)")
     if not value >= 1.0 or math.isinf(value):
         raise ValueError(f"mean burst length must be a finite number >= 1 (bits), got {burst!r}")
     return value
@@ -67,12 +68,7 @@ SOFT_BITS_RANGE = (2, 8)
 
 
 def _check_number(name: str, value: object) -> float:
-    if isinstance(value, (str, bytes, bool)) or value is None:
-        raise ValueError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    number = _as_float(value, f"{name} must be a number", (str, bytes, bool, type(None)))
     if not math.isfinite(number):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return number
